@@ -1,0 +1,30 @@
+# Two entry points (see README): `make report` (the main job) and `make test`.
+# Both bootstrap .venv with pip by themselves; re-running is a no-op once it is up to date.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+PY := $(VENV)/bin/python
+IMPL ?= torchvision
+
+.PHONY: report test bench lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+report: $(STAMP)
+	$(PY) -m pytest conformance --impl $(IMPL) --report-dir reports -q
+
+test: $(STAMP)
+	$(PY) -m pytest -n auto -q
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.boxes
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf reports .hypothesis .pytest_cache
