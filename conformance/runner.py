@@ -1,0 +1,211 @@
+"""Run one property against one implementation and say what happened.
+
+Three ways in: :func:`run_property` lets Hypothesis search (explicit boundary examples first, then
+the example database, then generated inputs) and reports the shrunk minimal input of a failure;
+:func:`replay_witness` runs a known deviation's stored witness once, deterministically;
+:func:`evaluate` picks between them from the expectations.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import hypothesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
+from hypothesis.errors import HypothesisException
+
+from conformance.expectations import Deviation
+from conformance.guard import GuardedImplementation
+from properties.checks import PropertyFailure
+from properties.registry import Property
+
+STATUSES = ("pass", "fail", "deviates", "xpass", "not-provided", "skip")
+
+
+@dataclass
+class Outcome:
+    property: str
+    clause: str
+    status: str
+    examples: int = 0
+    message: str | None = None
+    minimal_input: dict[str, Any] | None = None
+    expected: Any = None
+    actual: Any = None
+    reason: str | None = None  # for deviates/xpass: the expectation's reason
+    upstream: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v not in (None, {}, [])}
+
+
+class NamespacedDatabase(ExampleDatabase):
+    """One example database shared by all properties, with keys prefixed per implementation and
+    property, so that a failure replays first for the same pair and never leaks elsewhere."""
+
+    def __init__(self, base: ExampleDatabase, namespace: str) -> None:
+        super().__init__()
+        self.base = base
+        self.prefix = namespace.encode() + b"\x00"
+
+    def save(self, key: bytes, value: bytes) -> None:
+        self.base.save(self.prefix + key, value)
+
+    def fetch(self, key: bytes):
+        return self.base.fetch(self.prefix + key)
+
+    def delete(self, key: bytes, value: bytes) -> None:
+        self.base.delete(self.prefix + key, value)
+
+
+def _failure_outcome(prop: Property, error: BaseException, example, examples: int) -> Outcome:
+    if isinstance(error, PropertyFailure):
+        message, expected, actual = error.message, error.expected, error.actual
+    else:  # a crash inside the property itself is reported, with the line that raised
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        message = f"{type(error).__name__}: {error} (at {where.filename}:{where.lineno})"
+        expected = actual = None
+    return Outcome(
+        prop.name,
+        prop.clause,
+        "fail",
+        examples=examples,
+        message=message,
+        minimal_input=prop.to_jsonable(example) if example is not None else None,
+        expected=expected,
+        actual=actual,
+    )
+
+
+def _not_runnable(prop: Property, impl: GuardedImplementation) -> Outcome | None:
+    missing = [op for op in prop.uses if not impl.provides(op)]
+    if missing:
+        return Outcome(
+            prop.name,
+            prop.clause,
+            "not-provided",
+            message=f"{impl.name} does not provide {', '.join(missing)}",
+        )
+    reason = prop.applies(impl.conventions)
+    if reason:
+        return Outcome(prop.name, prop.clause, "skip", message=f"not applicable: {reason}")
+    return None
+
+
+def run_property(
+    prop: Property,
+    impl: GuardedImplementation,
+    base_settings: settings | None = None,
+    database: ExampleDatabase | None = None,
+    seed: int | None = None,
+) -> Outcome:
+    """Search for a counterexample with Hypothesis under ``base_settings`` (default profile)."""
+    blocked = _not_runnable(prop, impl)
+    if blocked:
+        return blocked
+    calls = {"count": 0}
+    last_failure: dict[str, Any] = {}
+
+    def test(example: dict[str, Any]) -> None:
+        calls["count"] += 1
+        try:
+            prop.check(impl, **example)
+        except BaseException as error:
+            last_failure.update(example=example, error=error)
+            raise
+
+    wrapped = given(example=prop.strategy(impl.conventions))(test)
+    for example in reversed(prop.examples(impl.conventions)):
+        wrapped = hypothesis.example(example=example)(wrapped)
+    profile = base_settings or settings()
+    namespaced = NamespacedDatabase(database, f"{impl.name}/{prop.name}") if database else None
+    wrapped = settings(
+        profile,
+        database=namespaced,
+        report_multiple_bugs=False,
+        deadline=None,
+        suppress_health_check=[*profile.suppress_health_check, HealthCheck.too_slow],
+    )(wrapped)
+    if seed is not None and not profile.derandomize:
+        wrapped = hypothesis.seed(seed)(wrapped)
+    try:
+        wrapped()
+    except HypothesisException as error:
+        if not last_failure:  # a problem of the suite itself (unsatisfiable strategy, ...)
+            raise
+        return _failure_outcome(prop, error, last_failure["example"], calls["count"])
+    except BaseException as error:
+        if isinstance(error, KeyboardInterrupt):
+            raise
+        # Hypothesis replays the shrunk example last, so the last failure is the minimal one.
+        example = last_failure.get("example")
+        return _failure_outcome(prop, last_failure.get("error", error), example, calls["count"])
+    return Outcome(prop.name, prop.clause, "pass", examples=calls["count"])
+
+
+def replay_witness(prop: Property, impl: GuardedImplementation, deviation: Deviation) -> Outcome:
+    """Run a documented deviation's witness once: ``deviates`` if it still fails as described,
+    ``xpass`` if it now passes, ``fail`` if it fails differently from the description."""
+    blocked = _not_runnable(prop, impl)
+    if blocked:
+        return blocked
+    example = prop.from_jsonable(deviation.witness)
+    common = dict(
+        examples=1, minimal_input=deviation.witness, reason=deviation.reason, upstream=deviation.upstream
+    )
+    try:
+        prop.check(impl, **example)
+    except PropertyFailure as error:
+        if deviation.match and not re.search(deviation.match, error.message):
+            return Outcome(
+                prop.name,
+                prop.clause,
+                "fail",
+                expected=error.expected,
+                actual=error.actual,
+                **common,
+                message=f"the witness fails differently from the documented deviation "
+                f"(no match for {deviation.match!r}): {error.message}",
+            )
+        return Outcome(
+            prop.name,
+            prop.clause,
+            "deviates",
+            message=error.message,
+            expected=error.expected,
+            actual=error.actual,
+            **common,
+        )
+    except Exception as error:
+        return _failure_outcome(prop, error, example, 1)
+    return Outcome(
+        prop.name,
+        prop.clause,
+        "xpass",
+        **common,
+        message="documented deviation no longer reproduces: its witness passes; "
+        "remove the entry from the expectations file",
+    )
+
+
+def evaluate(
+    prop: Property,
+    impl: GuardedImplementation,
+    deviation: Deviation | None,
+    base_settings: settings | None = None,
+    database: ExampleDatabase | None = None,
+    seed: int | None = None,
+) -> Outcome:
+    """The verdict for one property: witness replay for a documented deviation, search otherwise."""
+    if deviation is not None:
+        return replay_witness(prop, impl, deviation)
+    return run_property(prop, impl, base_settings, database, seed)
+
+
+def default_database(path: str = ".hypothesis/examples") -> ExampleDatabase:
+    return DirectoryBasedExampleDatabase(path)

@@ -1,0 +1,87 @@
+"""Assertion helpers with uniform, actionable failure messages.
+
+A failing check raises :class:`PropertyFailure` carrying what was expected, what came back and
+where the first mismatch is; the runner puts these into the report next to the minimal input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+#: Tolerance on dimensionless results (IoU, relative error of coordinates and deltas), by the
+#: precision an implementation declares. See spec/INTERPRETING.md, "Tolerances".
+TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
+
+
+class PropertyFailure(AssertionError):
+    """A property does not hold; ``expected``/``actual`` are short, JSON-friendly values."""
+
+    def __init__(self, message: str, expected: Any = None, actual: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.expected = expected
+        self.actual = actual
+
+
+def tolerance(dtype: str) -> float:
+    return TOLERANCE[dtype]
+
+
+def short(value: Any) -> Any:
+    """A JSON-friendly rendering of a value for a failure report."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def fail(message: str, expected: Any = None, actual: Any = None) -> None:
+    raise PropertyFailure(message, short(expected), short(actual))
+
+
+def check_shape(actual: np.ndarray, shape: tuple[int, ...], what: str) -> None:
+    if actual.shape != tuple(shape):
+        fail(f"{what}: shape {actual.shape}, expected {tuple(shape)}", shape, actual.shape)
+
+
+def check_close(actual, expected, tol, what: str) -> None:
+    """``|actual - expected| <= tol`` elementwise (``tol`` a scalar or an array); exact if 0."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    check_shape(actual, expected.shape, what)
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(actual - expected) <= tol) & ~(actual == expected)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        allowed = np.broadcast_to(np.asarray(tol, dtype=np.float64), expected.shape)[index]
+        fail(
+            f"{what}: first mismatch at index {list(index)}: got {actual[index]!r}, expected "
+            f"{expected[index]!r} (tolerance {allowed:.3g})",
+            expected[index],
+            actual[index],
+        )
+
+
+def check_equal(actual, expected, what: str) -> None:
+    """Exact equality of two arrays (indices, clipped coordinates)."""
+    check_close(actual, expected, 0.0, what)
+
+
+def check_indices(actual: np.ndarray, count: int, what: str) -> None:
+    """A 1-D array of distinct indices into ``count`` items."""
+    if actual.ndim != 1:
+        fail(f"{what}: expected a 1-D index array, got shape {actual.shape}")
+    if actual.size and (actual.min() < 0 or actual.max() >= count):
+        fail(f"{what}: index out of range [0, {count})", f"indices in [0, {count})", actual)
+    values, counts = np.unique(actual, return_counts=True)
+    if np.any(counts > 1):
+        fail(f"{what}: index {int(values[counts > 1][0])} returned twice", "distinct", actual)
+
+
+def relative_scale(*arrays: np.ndarray) -> np.ndarray:
+    """Per-row magnitude ``1 + max |value|`` used to turn a relative tolerance into an absolute one."""
+    stacked = np.concatenate([np.abs(np.asarray(a, dtype=np.float64)) for a in arrays], axis=1)
+    return 1.0 + (stacked.max(axis=1, keepdims=True) if stacked.size else 0.0)

@@ -1,0 +1,111 @@
+"""The implementation interface the properties are written against.
+
+An implementation (an *adapter*) is any object with ``name``, ``version``, ``conventions`` (a
+:class:`Conventions`) and one method per operation in :data:`OPERATIONS` that it provides,
+taking and returning NumPy arrays. Arguments are passed positionally, in the order listed here.
+An operation the adapter lacks is *not provided*, which is reported, not failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+from properties.checks import PropertyFailure
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """Choices where implementations legitimately differ (``spec/boxes.md``, "Conventions")."""
+
+    box_width: str = "continuous"  # or "legacy" (x2 - x1 + 1)
+    min_size_bound: str = "inclusive"  # or "strict"
+    decode_clamp: str = "upper"  # or "symmetric"
+    dtype: str = "float64"  # precision the implementation computes in: "float32" or "float64"
+
+    ALLOWED: ClassVar[dict[str, tuple[str, ...]]] = {
+        "box_width": ("continuous", "legacy"),
+        "min_size_bound": ("inclusive", "strict"),
+        "decode_clamp": ("upper", "symmetric"),
+        "dtype": ("float32", "float64"),
+    }
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value not in self.ALLOWED[field.name]:
+                raise ValueError(
+                    f"convention {field.name}={value!r} is not one of {self.ALLOWED[field.name]}"
+                )
+
+    @property
+    def width_offset(self) -> int:
+        return 1 if self.box_width == "legacy" else 0
+
+
+@dataclass(frozen=True)
+class Operation:
+    """An operation: its arguments, and how the shape of a valid result follows from them.
+
+    ``result`` is ``"array"`` (a float array of shape ``shape(*args)``) or ``"indices"`` (a 1-D
+    integer array of indices into the first argument).
+    """
+
+    name: str
+    arguments: tuple[str, ...]
+    result: str
+    shape: Callable[..., tuple[int, ...]] | None = None
+
+
+def _rows(argument: Any) -> int:
+    return len(argument)
+
+
+OPERATIONS: dict[str, Operation] = {
+    op.name: op
+    for op in (
+        Operation("box_area", ("boxes",), "array", lambda b: (_rows(b),)),
+        Operation("box_iou", ("boxes1", "boxes2"), "array", lambda a, b: (_rows(a), _rows(b))),
+        Operation("clip_boxes_to_image", ("boxes", "image_size"), "array", lambda b, _: (_rows(b), 4)),
+        Operation("remove_small_boxes", ("boxes", "min_size"), "indices"),
+        Operation(
+            "encode_boxes",
+            ("reference_boxes", "target_boxes", "weights"),
+            "array",
+            lambda a, _g, _w: (_rows(a), 4),
+        ),
+        Operation(
+            "decode_boxes",
+            ("reference_boxes", "deltas", "weights", "clamp"),
+            "array",
+            lambda a, _d, _w, _c: (_rows(a), 4),
+        ),
+        Operation("nms", ("boxes", "scores", "iou_threshold"), "indices"),
+        Operation("batched_nms", ("boxes", "scores", "classes", "iou_threshold"), "indices"),
+    )
+}
+
+
+class NotProvided(Exception):
+    """The implementation does not provide an operation a property needs."""
+
+
+class ImplementationFailure(PropertyFailure):
+    """The implementation misbehaved while a property called it (raised, hung, bad result)."""
+
+
+class ImplementationRaised(ImplementationFailure):
+    """The implementation raised; ``error`` is the original exception."""
+
+    def __init__(self, message: str, error: BaseException) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+class ImplementationHung(ImplementationFailure):
+    """The implementation did not return within the time limit."""
+
+
+class InvalidResult(ImplementationFailure):
+    """The implementation returned something of the wrong shape or type, or NaN."""
