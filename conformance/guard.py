@@ -60,7 +60,9 @@ class GuardedImplementation:
         if not self.provides(operation):
             raise NotProvided(label)
         if operation in self._hung:
-            raise ImplementationHung(f"{label} hung on an earlier call; not called again")
+            raise ImplementationHung(
+                f"{label} did not return within {self.timeout_s:g} s on an earlier call; not called again"
+            )
         outcome: dict[str, Any] = {}
         function = getattr(self.adapter, operation)
         copies = [_copy(a) for a in args]

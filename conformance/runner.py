@@ -16,7 +16,7 @@ from typing import Any
 import hypothesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
-from hypothesis.errors import HypothesisException
+from hypothesis.errors import FlakyFailure
 
 from conformance.expectations import Deviation
 from conformance.guard import GuardedImplementation
@@ -135,16 +135,16 @@ def run_property(
         wrapped = hypothesis.seed(seed)(wrapped)
     try:
         wrapped()
-    except HypothesisException as error:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:
         if not last_failure:  # a problem of the suite itself (unsatisfiable strategy, ...)
             raise
-        return _failure_outcome(prop, error, last_failure["example"], calls["count"])
-    except BaseException as error:
-        if isinstance(error, KeyboardInterrupt):
-            raise
         # Hypothesis replays the shrunk example last, so the last failure is the minimal one.
-        example = last_failure.get("example")
-        return _failure_outcome(prop, last_failure.get("error", error), example, calls["count"])
+        outcome = _failure_outcome(prop, last_failure["error"], last_failure["example"], calls["count"])
+        if isinstance(error, FlakyFailure):
+            outcome.message += " (the failure did not reproduce identically on replay)"
+        return outcome
     return Outcome(prop.name, prop.clause, "pass", examples=calls["count"])
 
 

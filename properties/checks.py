@@ -57,17 +57,24 @@ def check_close(actual, expected, tol, what: str) -> None:
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         allowed = np.broadcast_to(np.asarray(tol, dtype=np.float64), expected.shape)[index]
+        got, want = float(actual[index]), float(expected[index])
         fail(
-            f"{what}: first mismatch at index {list(index)}: got {actual[index]!r}, expected "
-            f"{expected[index]!r} (tolerance {allowed:.3g})",
-            expected[index],
-            actual[index],
+            f"{what}: first mismatch at index {list(index)}: got {got!r}, expected {want!r} "
+            f"(tolerance {allowed:.3g})",
+            want,
+            got,
         )
 
 
 def check_equal(actual, expected, what: str) -> None:
     """Exact equality of two arrays (indices, clipped coordinates)."""
     check_close(actual, expected, 0.0, what)
+
+
+def check_same_indices(actual: np.ndarray, expected: np.ndarray, what: str) -> None:
+    """The same index sequence (kept boxes), reported as lists."""
+    if actual.shape != expected.shape or np.any(actual != expected):
+        fail(f"{what}: got {actual.tolist()}, expected {expected.tolist()}", expected, actual)
 
 
 def check_indices(actual: np.ndarray, count: int, what: str) -> None:

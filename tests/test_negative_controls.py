@@ -1,0 +1,32 @@
+"""Every property can fail: each one catches its deliberately broken implementation."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import settings
+
+from conformance.guard import GuardedImplementation
+from conformance.runner import run_property
+from properties.registry import all_properties
+from tests.negative_controls import CONTROLS
+
+PROPERTIES = {p.name: p for p in all_properties()}
+#: Deterministic and database-free: a control must be caught by the search itself, every time.
+SEARCH = settings(max_examples=300, derandomize=True, database=None, deadline=None)
+
+
+def test_every_property_has_a_negative_control():
+    missing = sorted(set(PROPERTIES) - set(CONTROLS))
+    unknown = sorted(set(CONTROLS) - set(PROPERTIES))
+    assert not missing, f"properties without a negative control: {missing}"
+    assert not unknown, f"controls for unknown properties: {unknown}"
+
+
+@pytest.mark.parametrize("name", sorted(CONTROLS))
+def test_property_catches_its_broken_implementation(name):
+    broken = GuardedImplementation(CONTROLS[name](), timeout_s=10)
+    outcome = run_property(PROPERTIES[name], broken, SEARCH)
+    assert outcome.status == "fail", (
+        f"{name} did not catch {CONTROLS[name].__name__}: {outcome.status}, {outcome.examples} examples"
+    )
+    assert outcome.minimal_input is not None and outcome.message

@@ -1,0 +1,22 @@
+"""The reference satisfies every property, under the default and the legacy conventions."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import settings
+
+from conformance.adapters.reference_adapter import reference, reference_legacy
+from conformance.guard import GuardedImplementation
+from conformance.runner import run_property
+from properties.registry import all_properties
+
+PROPERTIES = all_properties()
+
+
+@pytest.mark.parametrize("factory", [reference, reference_legacy], ids=["continuous", "legacy"])
+@pytest.mark.parametrize("prop", PROPERTIES, ids=[p.name for p in PROPERTIES])
+def test_reference_satisfies_property(prop, factory):
+    outcome = run_property(prop, GuardedImplementation(factory()), settings.default)
+    assert outcome.status in ("pass", "skip"), (
+        f"{outcome.status}: {outcome.message}\nminimal input: {outcome.minimal_input}"
+    )

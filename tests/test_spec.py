@@ -1,0 +1,50 @@
+"""The spec and the properties agree: every MUST clause is checked, every citation resolves."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.spec_index import load_clauses, parse_spec_file
+from properties.registry import all_properties
+
+CLAUSES = load_clauses()
+PROPERTIES = all_properties()
+
+
+def test_spec_has_clauses_in_every_area_file():
+    assert {c.path.name for c in CLAUSES.values()} >= {"boxes.md"}
+
+
+def test_every_must_clause_has_a_property():
+    checked = {p.clause for p in PROPERTIES}
+    unchecked = [c.id for c in CLAUSES.values() if c.level == "MUST" and c.id not in checked]
+    assert not unchecked, f"MUST clauses without a property: {unchecked}"
+
+
+def test_every_property_cites_a_known_clause():
+    unknown = [(p.name, p.clause) for p in PROPERTIES if p.clause not in CLAUSES]
+    assert not unknown, f"properties citing unknown clauses: {unknown}"
+
+
+@pytest.mark.parametrize("clause", CLAUSES.values(), ids=list(CLAUSES))
+def test_clause_states_its_source_and_its_id_matches_its_area(clause):
+    assert "**Source:**" in clause.text, f"{clause.id} does not state its source"
+    assert clause.area == clause.path.stem, f"{clause.id} lives in {clause.path.name}"
+
+
+def test_every_property_has_a_docstring():
+    assert not [p.name for p in PROPERTIES if not p.doc]
+
+
+def test_malformed_clause_heading_is_an_error(tmp_path):
+    spec = tmp_path / "area.md"
+    spec.write_text("### `area.rule` (MUST NOT)\ntext\n")
+    with pytest.raises(ValueError, match="malformed clause heading"):
+        parse_spec_file(spec)
+
+
+def test_duplicate_clause_ids_are_an_error(tmp_path):
+    (tmp_path / "a.md").write_text("### `a.rule` (MUST)\n- **Source:** x\n")
+    (tmp_path / "b.md").write_text("### `a.rule` (MAY)\n- **Source:** y\n")
+    with pytest.raises(ValueError, match=r"duplicate clause ID a\.rule"):
+        load_clauses.__wrapped__(tmp_path)
