@@ -117,3 +117,17 @@ def test_empty_inputs_are_valid():
     assert ref.nms(empty, np.zeros(0), 0.7).shape == (0,)
     assert ref.batched_nms(empty, np.zeros(0), np.zeros(0, int), 0.7).shape == (0,)
     assert ref.remove_small_boxes(empty, 16).shape == (0,)
+
+
+@given(st.data(), st.integers(1, 4))
+def test_nms_result_does_not_depend_on_the_block_size(data, block):
+    boxes = data.draw(box_arrays(0, 12, exponent=0))
+    scores = data.draw(score_vectors(len(boxes)))
+    threshold = data.draw(IOU_THRESHOLDS)
+    expected = _textbook_greedy_nms(boxes, scores, threshold)
+    original = ref.NMS_BLOCK
+    try:
+        ref.NMS_BLOCK = block
+        assert ref.nms(boxes, scores, threshold).tolist() == expected
+    finally:
+        ref.NMS_BLOCK = original
