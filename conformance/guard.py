@@ -88,6 +88,10 @@ class GuardedImplementation:
     @staticmethod
     def _validated(operation: str, label: str, value: Any, args: tuple) -> np.ndarray:
         spec = OPERATIONS[operation]
+        if spec.result == "json":
+            if not isinstance(value, list | tuple):
+                raise InvalidResult(f"{label} returned {type(value).__name__}; expected a list")
+            return value
         try:
             result = np.asarray(value)
         except Exception as error:

@@ -47,6 +47,7 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 OUTCOME_KEY = "detspec_outcome"
 PROBLEMS_KEY = "detspec_problems"
+FIGURE_KEY = "detspec_figure"
 
 
 @dataclass
@@ -146,6 +147,14 @@ def record_outcome(request: pytest.FixtureRequest):
 
 
 @pytest.fixture
+def record_figure(request: pytest.FixtureRequest):
+    def record(figure: dict[str, str]) -> None:
+        request.node.user_properties.append((FIGURE_KEY, json.dumps(figure)))
+
+    return record
+
+
+@pytest.fixture
 def record_problems(request: pytest.FixtureRequest):
     def record(problems: list[str]) -> None:
         request.node.user_properties.append((PROBLEMS_KEY, json.dumps(problems)))
@@ -160,6 +169,7 @@ class ReportCollector:
         self.config = config
         self.outcomes: list[dict[str, Any]] = []
         self.problems: list[str] = []
+        self.figures: list[dict[str, str]] = []
         self.report: dict[str, Any] | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -168,11 +178,17 @@ class ReportCollector:
                 self.outcomes.append(json.loads(value))
             elif key == PROBLEMS_KEY and report.when == "call":
                 self.problems.extend(json.loads(value))
+            elif key == FIGURE_KEY and report.when == "call":
+                self.figures.append(json.loads(value))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         context: ConformanceContext = self.config.detspec
         self.report = build_report(
-            context.header(settings.default), context.clauses, self.outcomes, self.problems
+            context.header(settings.default),
+            context.clauses,
+            self.outcomes,
+            self.problems,
+            self.figures,
         )
         self.paths = write_report(self.report, Path(self.config.getoption("report_dir")))
 

@@ -53,7 +53,11 @@ def clause_verdicts(clauses: dict[str, Clause], outcomes: list[dict[str, Any]]) 
 
 
 def build_report(
-    header: dict[str, Any], clauses: dict[str, Clause], outcomes: list[dict], problems: list[str]
+    header: dict[str, Any],
+    clauses: dict[str, Clause],
+    outcomes: list[dict],
+    problems: list[str],
+    figures: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     verdicts = clause_verdicts(clauses, outcomes)
     return {
@@ -61,6 +65,7 @@ def build_report(
         "summary": dict(Counter(v["status"] for v in verdicts)),
         "problems": problems,
         "clauses": verdicts,
+        "figures": figures or [],
     }
 
 
@@ -121,6 +126,11 @@ def render_html(report: dict[str, Any]) -> str:
             f"<td><details><summary>details</summary>{''.join(details)}</details></td></tr>"
         )
     problems = "".join(f"<li>{html.escape(p)}</li>" for p in report["problems"])
+    figures = "".join(
+        f"<figure><figcaption><b>{html.escape(f['title'])}.</b> {html.escape(f['caption'])}"
+        f"</figcaption>{f['svg']}</figure>"
+        for f in report.get("figures", [])
+    )
     summary = ", ".join(f"{n} {s}" for s, n in sorted(report["summary"].items()))
     hyp = report["hypothesis"]
     return f"""<!doctype html>
@@ -141,6 +151,7 @@ max_examples {hyp["max_examples"]}; generated {html.escape(report["generated_at"
 <table><tr><th>clause</th><th>level</th><th>status</th><th>examples</th><th></th></tr>
 {"".join(rows)}
 </table>
+{f"<h2>Figures</h2>{figures}" if figures else ""}
 <p>Statuses and tolerances are explained in <a href="../spec/INTERPRETING.md">spec/INTERPRETING.md</a>.</p>
 </body></html>
 """

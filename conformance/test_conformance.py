@@ -13,6 +13,7 @@ import json
 import pytest
 from hypothesis import settings
 
+from conformance.figures import anchors_and_receptive_field
 from conformance.runner import evaluate
 from properties.registry import all_properties
 
@@ -48,6 +49,14 @@ def test_property(prop, conformance, record_outcome):
         pytest.xfail(_describe(outcome))
     if outcome.status != "pass":
         pytest.fail(f"{outcome.status.upper()} {impl.name} {_describe(outcome)}", pytrace=False)
+
+
+def test_figures(conformance, record_figure):
+    """Pictures for the report, drawn from the implementation's own output where it has one."""
+    impl = conformance.impl
+    if not impl.provides("grid_anchors"):
+        pytest.skip("not-provided: grid_anchors (the anchor figure)")
+    record_figure(anchors_and_receptive_field(impl))
 
 
 def test_expectations_are_consistent(conformance, record_problems):

@@ -522,23 +522,38 @@ def _nms_examples(_conventions: Conventions):
 
 
 class _Overlaps:
-    """Exact pairwise IoU of a small box set, classified against ``t`` with a tolerance band."""
+    """Pairwise IoU of a box set classified against ``t`` with a tolerance band, decided exactly.
+
+    A float64 IoU (error ~1e-15) settles every pair farther than 1e-9 from a decision boundary;
+    the few pairs closer than that are settled in exact rational arithmetic.
+    """
+
+    MARGIN = 1e-9
 
     def __init__(self, boxes: np.ndarray, threshold: float, width_offset: int, band: float):
-        self.threshold = Fraction(threshold)
-        self.band = Fraction(band)
-        self.iou = {
-            (i, j): exact_iou(boxes[i], boxes[j], width_offset)
-            for i in range(len(boxes))
-            for j in range(len(boxes))
-            if i != j
-        }
+        self.boxes, self.width_offset = boxes, width_offset
+        self.threshold, self.band = threshold, band
+        self.approx = ref.pairwise_iou(boxes, boxes, width_offset)
+
+    def exact(self, i: int, j: int) -> Fraction:
+        return exact_iou(self.boxes[i], self.boxes[j], self.width_offset)
+
+    def _above(self, i: int, j: int, bound: float) -> bool:
+        """IoU > bound, exactly."""
+        value = self.approx[i, j]
+        if abs(value - bound) > self.MARGIN:
+            return bool(value > bound)
+        return self.exact(i, j) > Fraction(bound)
 
     def clearly_above(self, i: int, j: int) -> bool:
-        return self.iou[i, j] > self.threshold + self.band
+        return self._above(i, j, self.threshold + self.band)
 
     def possibly_above(self, i: int, j: int) -> bool:
-        return self.iou[i, j] > self.threshold - self.band and self.iou[i, j] != self.threshold
+        if abs(self.approx[i, j] - self.threshold) <= self.MARGIN and self.exact(i, j) == Fraction(
+            self.threshold
+        ):
+            return False  # exactly at the threshold: must not suppress
+        return self._above(i, j, self.threshold - self.band)
 
 
 def _overlaps(impl, boxes, iou_threshold) -> _Overlaps:
@@ -581,10 +596,10 @@ def nms_kept_boxes_do_not_overlap_above_threshold(impl, boxes, scores, iou_thres
         for j in keep[a + 1 :]:
             if overlaps.clearly_above(i, j):
                 fail(
-                    f"nms kept boxes {i} and {j} whose IoU {float(overlaps.iou[i, j]):.6g} "
+                    f"nms kept boxes {i} and {j} whose IoU {float(overlaps.approx[i, j]):.6g} "
                     f"exceeds the threshold {iou_threshold}",
                     f"IoU <= {iou_threshold}",
-                    float(overlaps.iou[i, j]),
+                    float(overlaps.approx[i, j]),
                 )
 
 
@@ -598,7 +613,7 @@ def _check_suppressions_explained(overlaps, keep, scores, names, what) -> None:
         if not any(scores[i] >= scores[j] and overlaps.possibly_above(i, j) for i in kept):
             fail(
                 f"{what}: box {names[j]} (score {scores[j]}) was dropped but no kept box with a "
-                f"higher-or-equal score overlaps it above the threshold {float(overlaps.threshold)}",
+                f"higher-or-equal score overlaps it above the threshold {overlaps.threshold}",
                 f"box {names[j]} kept",
                 sorted(int(names[i]) for i in kept),
             )
@@ -725,7 +740,7 @@ def batched_nms_is_nms_within_each_class(impl, boxes, scores, classes, iou_thres
                     fail(
                         f"batched_nms kept two overlapping boxes of class {label}",
                         f"IoU <= {iou_threshold}",
-                        float(overlaps.iou[i, j]),
+                        float(overlaps.approx[i, j]),
                     )
         _check_suppressions_explained(
             overlaps, local_keep, scores[members], members, f"batched_nms (class {label})"

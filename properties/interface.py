@@ -23,12 +23,18 @@ class Conventions:
     min_size_bound: str = "inclusive"  # or "strict"
     decode_clamp: str = "upper"  # or "symmetric"
     dtype: str = "float64"  # precision the implementation computes in: "float32" or "float64"
+    anchor_offset: str = "centre"  # centre of cell 0: "corner" (0), "centre" (s/2), "legacy" ((s-1)/2)
+    anchor_rounding: str = "none"  # or "round-corners" (torchvision), "legacy" (py-faster-rcnn)
+    anchor_order: str = "ratio-major"  # or "size-major" (detectron2)
 
     ALLOWED: ClassVar[dict[str, tuple[str, ...]]] = {
         "box_width": ("continuous", "legacy"),
         "min_size_bound": ("inclusive", "strict"),
         "decode_clamp": ("upper", "symmetric"),
         "dtype": ("float32", "float64"),
+        "anchor_offset": ("corner", "centre", "legacy"),
+        "anchor_rounding": ("none", "round-corners", "legacy"),
+        "anchor_order": ("ratio-major", "size-major"),
     }
 
     def __post_init__(self) -> None:
@@ -48,8 +54,8 @@ class Conventions:
 class Operation:
     """An operation: its arguments, and how the shape of a valid result follows from them.
 
-    ``result`` is ``"array"`` (a float array of shape ``shape(*args)``) or ``"indices"`` (a 1-D
-    integer array of indices into the first argument).
+    ``result`` is ``"array"`` (a float array of shape ``shape(*args)``), ``"indices"`` (a 1-D
+    integer array of indices into the first argument) or ``"json"`` (plain lists and numbers).
     """
 
     name: str
@@ -60,6 +66,13 @@ class Operation:
 
 def _rows(argument: Any) -> int:
     return len(argument)
+
+
+def _anchor_count(feature_sizes, _strides, sizes, ratios) -> tuple[int, int]:
+    cells = sum(
+        int(h) * int(w) * len(s) * len(r) for (h, w), s, r in zip(feature_sizes, sizes, ratios, strict=False)
+    )
+    return cells, 4
 
 
 OPERATIONS: dict[str, Operation] = {
@@ -83,6 +96,24 @@ OPERATIONS: dict[str, Operation] = {
         ),
         Operation("nms", ("boxes", "scores", "iou_threshold"), "indices"),
         Operation("batched_nms", ("boxes", "scores", "classes", "iou_threshold"), "indices"),
+        # anchors (spec/anchors.md): one entry per level in every argument
+        Operation("grid_anchors", ("feature_sizes", "strides", "sizes", "ratios"), "array", _anchor_count),
+        # receptive fields: layers are [kind, kernel, stride, padding, dilation] lists; the result
+        # is, per output cell c (along both axes, square input), the first and last input pixel
+        # index on which the cell depends
+        Operation(
+            "receptive_field_support",
+            ("layers", "input_size", "cells"),
+            "array",
+            lambda _l, _n, cells: (len(cells), 2),
+        ),
+        Operation("backbone_layers", ("name",), "json"),
+        Operation(
+            "backbone_receptive_field_support",
+            ("name", "input_size", "cells"),
+            "array",
+            lambda _b, _n, cells: (len(cells), 2),
+        ),
     )
 }
 

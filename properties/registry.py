@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from properties.interface import Conventions
 
 #: Modules that define properties, one per spec area.
-PROPERTY_MODULES = ("properties.boxes",)
+PROPERTY_MODULES = ("properties.boxes", "properties.anchors", "properties.receptive_field")
 
 #: Field kinds: how a field of an example is written to JSON/TOML and read back.
 FIELD_KINDS = {
@@ -31,6 +31,7 @@ FIELD_KINDS = {
     "weights": lambda v: tuple(float(x) for x in v),
     "matrix": lambda v: np.asarray(v, dtype=np.float64),  # any shape (deliberately invalid input)
     "text": str,
+    "json": lambda v: v,  # plain nested lists and numbers (anchor configurations, layer stacks)
 }
 
 StrategyFactory = Callable[[Conventions], st.SearchStrategy[dict[str, Any]]]

@@ -53,7 +53,7 @@ def check_boxes(boxes, name: str = "boxes") -> np.ndarray:
             row = int(np.flatnonzero(inverted)[0])
             raise ValueError(
                 f"{name}: {axis}2 < {axis}1 at row {row} "
-                f"({axis}1={array[row, low]!r}, {axis}2={array[row, high]!r})"
+                f"({axis}1={float(array[row, low])!r}, {axis}2={float(array[row, high])!r})"
             )
     return array
 

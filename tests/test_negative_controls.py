@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 
 from conformance.guard import GuardedImplementation
 from conformance.runner import run_property
@@ -12,7 +12,14 @@ from tests.negative_controls import CONTROLS
 
 PROPERTIES = {p.name: p for p in all_properties()}
 #: Deterministic and database-free: a control must be caught by the search itself, every time.
-SEARCH = settings(max_examples=300, derandomize=True, database=None, deadline=None)
+#: No shrinking: a control only has to be caught, not minimised.
+SEARCH = settings(
+    max_examples=300,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    phases=(Phase.explicit, Phase.generate),
+)
 
 
 def test_every_property_has_a_negative_control():

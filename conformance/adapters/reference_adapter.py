@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from conformance import suite_version
 from properties.interface import Conventions
+from reference import anchors as ref_anchors
 from reference import boxes as ref
+from reference import receptive_field as ref_rf
 
 
 class ReferenceAdapter:
@@ -45,15 +47,38 @@ class ReferenceAdapter:
     def batched_nms(self, boxes, scores, classes, iou_threshold):
         return ref.batched_nms(boxes, scores, classes, iou_threshold, self._width)
 
+    def grid_anchors(self, feature_sizes, strides, sizes, ratios):
+        c = self.conventions
+        return ref_anchors.multilevel_anchors(
+            feature_sizes,
+            strides,
+            sizes,
+            ratios,
+            offset=c.anchor_offset,
+            rounding=c.anchor_rounding,
+            order=c.anchor_order,
+            convention=self._width,
+        )
+
+    def receptive_field_support(self, layers, input_size, cells):
+        return ref_rf.dependency_support(layers, input_size, cells)
+
 
 def reference() -> ReferenceAdapter:
     return ReferenceAdapter()
 
 
 def reference_legacy() -> ReferenceAdapter:
-    """The reference in py-faster-rcnn's box convention (``+1`` widths), strict min size and a
-    symmetric decode clamp: every convention at its non-default value."""
+    """The reference with every convention at a non-default value: py-faster-rcnn's ``+1`` box
+    widths and anchors, strict min size, a symmetric decode clamp, size-major anchor order."""
     return ReferenceAdapter(
-        Conventions(box_width="legacy", min_size_bound="strict", decode_clamp="symmetric"),
+        Conventions(
+            box_width="legacy",
+            min_size_bound="strict",
+            decode_clamp="symmetric",
+            anchor_offset="legacy",
+            anchor_rounding="legacy",
+            anchor_order="size-major",
+        ),
         name="reference-legacy",
     )

@@ -6,10 +6,14 @@ NumPy stay here. Operations are looked up at call time, so a patched torchvision
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torchvision
+from torch import nn
 from torchvision.models.detection import _utils as det_utils
+from torchvision.models.detection.anchor_utils import AnchorGenerator
 
 from properties.interface import Conventions
 
@@ -17,7 +21,13 @@ from properties.interface import Conventions
 class TorchvisionAdapter:
     name = "torchvision"
     conventions = Conventions(
-        box_width="continuous", min_size_bound="inclusive", decode_clamp="upper", dtype="float32"
+        box_width="continuous",
+        min_size_bound="inclusive",
+        decode_clamp="upper",
+        dtype="float32",
+        anchor_offset="corner",
+        anchor_rounding="round-corners",
+        anchor_order="ratio-major",
     )
 
     def __init__(self, dtype: torch.dtype = torch.float32) -> None:
@@ -57,6 +67,109 @@ class TorchvisionAdapter:
         labels = torch.as_tensor(np.asarray(classes), dtype=torch.int64)
         keep = torchvision.ops.batched_nms(self._tensor(boxes), self._tensor(scores), labels, iou_threshold)
         return keep.numpy()
+
+    def grid_anchors(self, feature_sizes, strides, sizes, ratios):
+        """``AnchorGenerator.grid_anchors`` with explicit strides. (``forward`` infers each stride as
+        padded image size // feature size; the explicit form tests the anchor geometry itself.)"""
+        generator = AnchorGenerator(
+            sizes=tuple(tuple(s) for s in sizes), aspect_ratios=tuple(tuple(r) for r in ratios)
+        )
+        generator.cell_anchors = [a.to(self.dtype) for a in generator.cell_anchors]
+        grid_sizes = [[int(h), int(w)] for h, w in feature_sizes]
+        level_strides = [[torch.tensor(int(s)), torch.tensor(int(s))] for s in strides]
+        levels = generator.grid_anchors(grid_sizes, level_strides)
+        return torch.cat(levels).numpy() if levels else np.zeros((0, 4))
+
+    def receptive_field_support(self, layers, input_size, cells):
+        model = nn.Sequential(*(_unit_layer(*layer) for layer in layers))
+        return _gradient_support(model, 1, int(input_size), cells)
+
+    def backbone_layers(self, name):
+        return [layer for _, layer in _backbone_layers(_backbone(name))]
+
+    def backbone_receptive_field_support(self, name, input_size, cells):
+        return _gradient_support(_measurable_backbone(name), 3, int(input_size), cells)
+
+
+#: The backbones and where they are cut: VGG-16 after conv5_3 (its ReLU), ResNet-50 after layer3
+#: (the C4 feature map of Faster R-CNN with a ResNet, stride 16).
+BACKBONES = {"vgg16": "features.29", "resnet50": "layer3"}
+
+
+def _backbone(name: str) -> nn.Module:
+    if name == "vgg16":
+        return torchvision.models.vgg16(weights=None).features[:30]
+    if name == "resnet50":
+        net = torchvision.models.resnet50(weights=None)
+        return nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3)
+    raise ValueError(f"unknown backbone {name!r}; expected one of {sorted(BACKBONES)}")
+
+
+@functools.cache
+def _measurable_backbone(name: str) -> nn.Module:
+    """Built once per process: construction costs more than a measurement."""
+    return _measurable(_backbone(name)).to(torch.float64)
+
+
+def _backbone_layers(module: nn.Module) -> list[tuple[str, list]]:
+    """Convolutions and poolings along the main path, in order (a ResNet's shortcut projections,
+    ``downsample``, run in parallel with the main path and are left out)."""
+    layers = []
+    for path, sub in module.named_modules():
+        if "downsample" in path.split("."):
+            continue
+        if isinstance(sub, nn.Conv2d):
+            layers.append(
+                (path, ["conv", sub.kernel_size[0], sub.stride[0], sub.padding[0], sub.dilation[0]])
+            )
+        elif isinstance(sub, nn.MaxPool2d):
+            layers.append(
+                (
+                    path,
+                    ["pool", _int(sub.kernel_size), _int(sub.stride), _int(sub.padding), _int(sub.dilation)],
+                )
+            )
+    return layers
+
+
+def _int(value) -> int:
+    return int(value[0] if isinstance(value, tuple | list) else value)
+
+
+def _unit_layer(kind: str, kernel: int, stride: int, padding: int, dilation: int) -> nn.Module:
+    if kind == "pool":
+        return nn.AvgPool2d(kernel, stride, padding)
+    conv = nn.Conv2d(1, 1, kernel, stride, padding, dilation, bias=False)
+    nn.init.constant_(conv.weight, 1.0)
+    return conv
+
+
+def _measurable(module: nn.Module) -> nn.Module:
+    """Make the gradient's support equal the receptive field: positive weights (no cancellation),
+    average instead of max pooling (a max-pool passes gradient to one element of its window
+    only, though its output depends on all of them), batch norm in eval mode (identity)."""
+    for sub in module.modules():
+        if isinstance(sub, nn.Conv2d):
+            fan_in = sub.in_channels * sub.kernel_size[0] * sub.kernel_size[1] // sub.groups
+            nn.init.constant_(sub.weight, 1.0 / fan_in)
+            if sub.bias is not None:
+                nn.init.zeros_(sub.bias)
+    for parent in module.modules():
+        for child_name, child in parent.named_children():
+            if isinstance(child, nn.MaxPool2d):
+                setattr(parent, child_name, nn.AvgPool2d(child.kernel_size, child.stride, child.padding))
+    return module.eval()
+
+
+def _gradient_support(model: nn.Module, channels: int, size: int, cells) -> np.ndarray:
+    image = torch.ones(1, channels, size, size, dtype=torch.float64, requires_grad=True)
+    output = model.to(torch.float64)(image)  # no-op for an already converted model
+    supports = []
+    for cell in cells:
+        (gradient,) = torch.autograd.grad(output[0, :, int(cell), int(cell)].sum(), image, retain_graph=True)
+        columns = torch.nonzero(gradient[0].abs().sum(dim=(0, 1)))[:, 0]
+        supports.append([int(columns.min()), int(columns.max())])
+    return np.asarray(supports, dtype=np.float64)
 
 
 def torchvision_float32() -> TorchvisionAdapter:

@@ -1,0 +1,90 @@
+"""Pictures for the HTML report, as self-contained inline SVG (no plotting dependency)."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+
+from properties.strategies.anchors import PAPER
+from reference.receptive_field import RPN_CONV, VGG16_CONV5_3, receptive_field
+
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
+
+
+def _rect(box, colour: str, width: float = 2.0, dash: str = "", fill: str = "none", title: str = ""):
+    x1, y1, x2, y2 = (float(v) for v in box)
+    dashes = f" stroke-dasharray='{dash}'" if dash else ""
+    tooltip = f"<title>{html.escape(title)}</title>" if title else ""
+    return (
+        f"<rect x='{x1:.1f}' y='{y1:.1f}' width='{x2 - x1:.1f}' height='{y2 - y1:.1f}' "
+        f"fill='{fill}' stroke='{colour}' stroke-width='{width}'{dashes}>{tooltip}</rect>"
+    )
+
+
+def _svg(view: tuple[float, float, float, float], body: list[str], pixels: int = 760) -> str:
+    x, y, w, h = view
+    return (
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{pixels}' "
+        f"height='{pixels * h / w:.0f}' viewBox='{x:.1f} {y:.1f} {w:.1f} {h:.1f}' "
+        f"style='background:#fff;border:1px solid #ccc'>{''.join(body)}</svg>"
+    )
+
+
+def anchors_and_receptive_field(impl, cell: tuple[int, int] = (31, 18)) -> dict[str, str]:
+    """The default configuration (62 x 37 map, stride 16, the paper's nine anchors): the anchors
+    of one cell as the implementation generates them, and that cell's receptive field through
+    VGG-16 conv5_3 + the RPN's 3x3 conv (228 px), on the 992 x 592 image."""
+    (height, width), stride = PAPER["feature_sizes"][0], PAPER["strides"][0]
+    anchors = impl.grid_anchors(PAPER["feature_sizes"], PAPER["strides"], PAPER["sizes"], PAPER["ratios"])
+    per_cell = len(PAPER["sizes"][0]) * len(PAPER["ratios"][0])
+    x, y = cell
+    mine = anchors.reshape(height, width, per_cell, 4)[y, x]
+    field = receptive_field([*VGG16_CONV5_3, RPN_CONV])
+    shift = 0.0 if impl.conventions.box_width == "legacy" else 0.5  # pixel index -> continuous
+    centre = np.array([field.start + shift + x * field.jump, field.start + shift + y * field.jump])
+    half = field.size / 2
+    image = (0.0, 0.0, float(width * stride), float(height * stride))
+    everything = np.vstack([mine, [image], [[*(centre - half), *(centre + half)]]])
+    margin = 20.0
+    low, high = everything[:, :2].min(0) - margin, everything[:, 2:].max(0) + margin
+    body = [
+        _rect(image, "#444", 3, fill="#f4f4f4", title=f"image {image[2]:g} x {image[3]:g}"),
+        _rect(
+            (x * stride, y * stride, (x + 1) * stride, (y + 1) * stride),
+            "#000",
+            1.5,
+            title=f"cell ({x}, {y})",
+        ),
+        _rect(
+            (*(centre - half), *(centre + half)),
+            "#000",
+            4,
+            dash="12 6",
+            title=f"receptive field {field.size} px (VGG-16 conv5_3 + RPN 3x3 conv)",
+        ),
+    ]
+    for index, box in enumerate(mine):
+        w, h = box[2] - box[0], box[3] - box[1]
+        body.append(_rect(box, PALETTE[index % len(PALETTE)], 2.5, title=f"anchor {index}: {w:g} x {h:g}"))
+    anchor_centre = (mine[0, :2] + mine[0, 2:]) / 2
+    body.append(
+        f"<circle cx='{anchor_centre[0]:.1f}' cy='{anchor_centre[1]:.1f}' r='5' fill='#d62728'>"
+        f"<title>anchor centre {anchor_centre.tolist()}</title></circle>"
+    )
+    body.append(
+        f"<circle cx='{centre[0]:.1f}' cy='{centre[1]:.1f}' r='5' fill='none' stroke='#000' "
+        f"stroke-width='2'><title>receptive-field centre {centre.tolist()}</title></circle>"
+    )
+    caption = (
+        f"{impl.name}: the {per_cell} anchors of cell ({x}, {y}) on the {image[2]:g} x {image[3]:g} "
+        f"image (62 x 37 map, stride 16; coloured), the cell itself (small black square), and its "
+        f"receptive field through VGG-16 conv5_3 + the RPN's 3x3 conv ({field.size} px, dashed). "
+        f"Red dot: anchor centre {anchor_centre.tolist()}; open circle: receptive-field centre "
+        f"{centre.tolist()} ({impl.conventions.anchor_offset} offset). Hover for sizes."
+    )
+    return {
+        "title": "Anchors of one cell and its receptive field",
+        "caption": caption,
+        "svg": _svg((*low, *(high - low)), body),
+    }

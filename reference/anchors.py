@@ -1,0 +1,173 @@
+"""Anchor generation: the executable form of ``spec/anchors.md``.
+
+An anchor is a reference box pre-placed at every cell of a feature map, at several sizes and
+aspect ratios: a multi-scale sliding window without the loop. ``size`` is the square root of the
+area and ``ratio`` is height / width, so an anchor of size ``s`` and ratio ``r`` is
+``s / sqrt(r)`` wide and ``s * sqrt(r)`` tall (Faster R-CNN §3.1.1; torchvision, detectron2 and
+mmdetection agree that the ratio is h/w).
+
+Conventions (``spec/anchors.md``): the centre offset of a cell, the rounding of the cell anchors
+and the order of the anchors within a cell. Flat order is always (level, y, x, a), ``a`` fastest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from reference.validation import check_convention
+
+ANCHOR_OFFSETS = ("corner", "centre", "legacy")
+ANCHOR_ROUNDINGS = ("none", "round-corners", "legacy")
+ANCHOR_ORDERS = ("ratio-major", "size-major")
+
+
+def _check_positive_numbers(values, name: str) -> list[float]:
+    try:
+        numbers = [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a sequence of numbers, got {values!r}") from None
+    if not numbers or any(not math.isfinite(v) or v <= 0 for v in numbers):
+        raise ValueError(f"{name}: expected a non-empty sequence of finite numbers > 0, got {values!r}")
+    return numbers
+
+
+def cell_offset(stride: float, offset: str) -> float:
+    """Where the anchors of cell 0 are centred (clause ``anchors.centre``)."""
+    if offset not in ANCHOR_OFFSETS:
+        raise ValueError(f"unknown anchor offset {offset!r}; expected one of {ANCHOR_OFFSETS}")
+    return {"corner": 0.0, "centre": stride / 2, "legacy": (stride - 1) / 2}[offset]
+
+
+def _legacy_cell_sides(stride: float, sizes: list[float], ratios: list[float]) -> np.ndarray:
+    """py-faster-rcnn's rounding: a ``stride``-wide base box gets each ratio with integer sides
+    (``np.round``, half to even), then every side is multiplied by ``size / stride``.
+    Source: ``lib/rpn/generate_anchors.py`` (``_ratio_enum``, ``_scale_enum``)."""
+    sides = []
+    for ratio in ratios:
+        base_w = np.round(np.sqrt(stride * stride / ratio))
+        base_h = np.round(base_w * ratio)
+        sides.extend((base_w * size / stride, base_h * size / stride) for size in sizes)
+    return np.asarray(sides)
+
+
+def cell_anchors(
+    sizes: Sequence[float],
+    ratios: Sequence[float],
+    stride: float = 16.0,
+    rounding: str = "none",
+    order: str = "ratio-major",
+    convention: str = "continuous",
+) -> np.ndarray:
+    """``(A, 4)`` anchors of one cell, centred on 0 (clauses ``anchors.shape``, ``anchors.order``).
+
+    ``rounding``: ``none`` (detectron2, mmdetection); ``round-corners`` rounds the four
+    coordinates to integers, half to even (torchvision); ``legacy`` is py-faster-rcnn's
+    (meaningful with ``convention="legacy"``: a box ``w`` pixels wide spans ``w - 1``).
+    ``order``: ``ratio-major`` (a = ratio index * len(sizes) + size index; py-faster-rcnn,
+    torchvision, mmdetection) or ``size-major`` (detectron2).
+    """
+    sizes = _check_positive_numbers(sizes, "sizes")
+    ratios = _check_positive_numbers(ratios, "ratios")
+    if rounding not in ANCHOR_ROUNDINGS:
+        raise ValueError(f"unknown anchor rounding {rounding!r}; expected one of {ANCHOR_ROUNDINGS}")
+    if order not in ANCHOR_ORDERS:
+        raise ValueError(f"unknown anchor order {order!r}; expected one of {ANCHOR_ORDERS}")
+    width_offset = check_convention(convention)
+    if rounding == "legacy":
+        sides = _legacy_cell_sides(stride, sizes, ratios)
+    else:
+        sides = np.asarray([(s / math.sqrt(r), s * math.sqrt(r)) for r in ratios for s in sizes])
+    half = (sides - width_offset) / 2
+    anchors = np.concatenate([-half, half], axis=1)
+    if rounding == "round-corners":
+        anchors = np.round(anchors)
+    if order == "size-major":
+        anchors = anchors.reshape(len(ratios), len(sizes), 4).transpose(1, 0, 2).reshape(-1, 4)
+    return anchors
+
+
+def grid_anchors(
+    feature_size: Sequence[int],
+    stride: float,
+    sizes: Sequence[float],
+    ratios: Sequence[float],
+    offset: str = "corner",
+    rounding: str = "none",
+    order: str = "ratio-major",
+    convention: str = "continuous",
+) -> np.ndarray:
+    """``(H * W * A, 4)`` anchors of one feature map, row ``(y * W + x) * A + a`` (``anchors.shift``).
+
+    The anchors of cell ``(x, y)`` are the cell anchors moved to ``(x * stride + o, y * stride + o)``
+    where ``o`` is the declared centre offset.
+    """
+    try:
+        height, width = (int(v) for v in feature_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"feature_size: expected (height, width), got {feature_size!r}") from None
+    if height < 0 or width < 0:
+        raise ValueError(f"feature_size: expected non-negative sizes, got {feature_size!r}")
+    (stride,) = _check_positive_numbers([stride], "stride")
+    base = cell_anchors(sizes, ratios, stride, rounding, order, convention)
+    centre = cell_offset(stride, offset)
+    xs = np.arange(width) * stride + centre
+    ys = np.arange(height) * stride + centre
+    shift_y, shift_x = np.meshgrid(ys, xs, indexing="ij")
+    shifts = np.stack([shift_x, shift_y, shift_x, shift_y], axis=-1).reshape(-1, 1, 4)
+    return (shifts + base[None]).reshape(-1, 4)
+
+
+def multilevel_anchors(
+    feature_sizes: Sequence[Sequence[int]],
+    strides: Sequence[float],
+    sizes: Sequence[Sequence[float]],
+    ratios: Sequence[Sequence[float]],
+    **conventions: str,
+) -> np.ndarray:
+    """Anchors of several levels (an FPN), concatenated in level order (``anchors.levels``)."""
+    if not len(feature_sizes) == len(strides) == len(sizes) == len(ratios):
+        raise ValueError(
+            "feature_sizes, strides, sizes and ratios need one entry per level, got "
+            f"{len(feature_sizes)}, {len(strides)}, {len(sizes)}, {len(ratios)}"
+        )
+    levels = [
+        grid_anchors(f, s, z, r, **conventions)
+        for f, s, z, r in zip(feature_sizes, strides, sizes, ratios, strict=True)
+    ]
+    return np.concatenate(levels) if levels else np.zeros((0, 4))
+
+
+def guaranteed_iou(
+    gt_width: float, gt_height: float, shapes: np.ndarray, max_offset: tuple[float, float]
+) -> float:
+    """The IoU that some anchor is guaranteed to reach with a box of the given size
+    (clause ``anchors.coverage.iou``).
+
+    If every box centre lies within ``max_offset = (dx, dy)`` of a cell centre, the anchors of that
+    cell (``shapes``: their ``(w, h)``) include one with IoU at least
+    ``max over shapes of IoU(box, shape moved by (dx, dy))``: IoU only decreases as the centres
+    move apart, so the worst case is the largest offset on both axes.
+    """
+    dx, dy = max_offset
+    widths, heights = shapes[:, 0], shapes[:, 1]
+    overlap_w = np.clip(np.minimum((gt_width + widths) / 2 - dx, np.minimum(gt_width, widths)), 0, None)
+    overlap_h = np.clip(np.minimum((gt_height + heights) / 2 - dy, np.minimum(gt_height, heights)), 0, None)
+    inter = overlap_w * overlap_h
+    union = gt_width * gt_height + widths * heights - inter
+    return float(np.max(np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)))
+
+
+def max_centre_distance(stride: float, offset: str, convention: str = "continuous") -> float:
+    """How far (per axis) a point of the image can be from the nearest anchor centre, for a feature
+    map covering the image exactly (clause ``anchors.coverage.centres``).
+
+    The image spans ``[0, W * stride]`` (continuous) or the pixel indices ``[0, W * stride - 1]``
+    (legacy). The first centre is ``o`` from the start, the last ``stride - o`` (legacy:
+    ``stride - 1 - o``) from the end, and centres are ``stride`` apart.
+    """
+    centre = cell_offset(stride, offset)
+    end = stride - check_convention(convention) - centre
+    return max(centre, end, stride / 2)
