@@ -22,6 +22,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.boxes
+	$(PY) -m benchmarks.rpn_targets
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -88,3 +88,41 @@ def anchors_and_receptive_field(impl, cell: tuple[int, int] = (31, 18)) -> dict[
         "caption": caption,
         "svg": _svg((*low, *(high - low)), body),
     }
+
+
+LABEL_COLOURS = {1: "#2ca02c", 0: "#d62728", -1: "#9a9a9a"}
+
+
+def matching_counterexample(impl, example: dict) -> dict[str, str] | None:
+    """The image, the GT boxes (black) and the anchors coloured by the label the implementation
+    gave them (green 1, red 0, grey -1), for a minimal input of an RPN-matching property."""
+    if not {"anchors", "gt_boxes", "image_size", "high", "low"} <= set(example):
+        return None
+    anchors, gt_boxes = np.asarray(example["anchors"]), np.asarray(example["gt_boxes"]).reshape(-1, 4)
+    labels = impl.match_anchors(
+        anchors, gt_boxes, tuple(example["image_size"]), example["high"], example["low"]
+    )[:, 0]
+    height, width = example["image_size"]
+    everything = np.vstack([anchors, gt_boxes, [[0, 0, width, height]]])
+    low, high = everything[:, :2].min(0), everything[:, 2:].max(0)
+    margin = 0.05 * max(float((high - low).max()), 1.0)
+    stroke = max(float((high - low).max()) / 300, 0.05)
+    body = [_rect((0, 0, width, height), "#444", stroke, fill="#f4f4f4", title="image")]
+    for box in gt_boxes:
+        body.append(_rect(box, "#000", 3 * stroke, title=f"GT {box.tolist()}"))
+    for index, (box, label) in enumerate(zip(anchors, labels, strict=True)):
+        body.append(
+            _rect(
+                box,
+                LABEL_COLOURS.get(int(label), "#ff00ff"),
+                2 * stroke,
+                dash="4 2",
+                title=f"anchor {index} {box.tolist()}: label {int(label)}",
+            )
+        )
+    caption = (
+        f"{impl.name} on the minimal input: image (grey), GT boxes (black), anchors "
+        f"(dashed) coloured by the label it gave them: green 1, red 0, grey -1."
+    )
+    view = (*(low - margin), *(high - low + 2 * margin))
+    return {"title": "Counterexample", "caption": caption, "svg": _svg(view, body, pixels=420)}

@@ -47,6 +47,8 @@ def clause_verdicts(clauses: dict[str, Clause], outcomes: list[dict[str, Any]]) 
             for key in ("message", "minimal_input", "expected", "actual", "reason", "upstream"):
                 if key in worst:
                     entry[key] = worst[key]
+            if "picture" in worst.get("extra", {}):
+                entry["picture"] = worst["extra"]["picture"]
             entry["properties"] = results
         verdicts.append(entry)
     return verdicts
@@ -111,6 +113,11 @@ def render_html(report: dict[str, Any]) -> str:
             details.append(
                 f"<p><b>Expected</b> <code>{_json_block(verdict.get('expected'))}</code> "
                 f"<b>actual</b> <code>{_json_block(verdict.get('actual'))}</code></p>"
+            )
+        if verdict.get("picture"):
+            picture = verdict["picture"]
+            details.append(
+                f"<figure>{picture['svg']}<figcaption>{html.escape(picture['caption'])}</figcaption></figure>"
             )
         for outcome in verdict.get("properties", []):
             details.append(

@@ -13,7 +13,7 @@ import json
 import pytest
 from hypothesis import settings
 
-from conformance.figures import anchors_and_receptive_field
+from conformance.figures import anchors_and_receptive_field, matching_counterexample
 from conformance.runner import evaluate
 from properties.registry import all_properties
 
@@ -42,6 +42,13 @@ def test_property(prop, conformance, record_outcome):
         settings.default.database,
         None if isinstance(conformance.seed, str) else conformance.seed,
     )
+    if outcome.status in ("fail", "deviates") and outcome.minimal_input and impl.provides("match_anchors"):
+        try:
+            picture = matching_counterexample(impl, prop.from_jsonable(outcome.minimal_input))
+        except Exception as error:  # a picture is a courtesy: never let it change the verdict
+            picture = {"title": "Counterexample", "caption": f"not drawn: {error}", "svg": ""}
+        if picture:
+            outcome.extra["picture"] = picture
     record_outcome(outcome.to_json())
     if outcome.status in ("not-provided", "skip"):
         pytest.skip(f"{outcome.status}: {outcome.message}")

@@ -26,6 +26,9 @@ class Conventions:
     anchor_offset: str = "centre"  # centre of cell 0: "corner" (0), "centre" (s/2), "legacy" ((s-1)/2)
     anchor_rounding: str = "none"  # or "round-corners" (torchvision), "legacy" (py-faster-rcnn)
     anchor_order: str = "ratio-major"  # or "size-major" (detectron2)
+    rpn_border: str = "keep"  # or "ignore": anchors crossing the image border left out
+    rpn_loss_normaliser: str = "sampled"  # or "paper": 1/256 and lambda / #anchor locations
+    rpn_smooth_l1_beta: str = "1/9"  # or "1", "0" (pure L1)
 
     ALLOWED: ClassVar[dict[str, tuple[str, ...]]] = {
         "box_width": ("continuous", "legacy"),
@@ -35,6 +38,9 @@ class Conventions:
         "anchor_offset": ("corner", "centre", "legacy"),
         "anchor_rounding": ("none", "round-corners", "legacy"),
         "anchor_order": ("ratio-major", "size-major"),
+        "rpn_border": ("keep", "ignore"),
+        "rpn_loss_normaliser": ("sampled", "paper"),
+        "rpn_smooth_l1_beta": ("1/9", "1", "0"),
     }
 
     def __post_init__(self) -> None:
@@ -44,6 +50,10 @@ class Conventions:
                 raise ValueError(
                     f"convention {field.name}={value!r} is not one of {self.ALLOWED[field.name]}"
                 )
+
+    @property
+    def beta(self) -> float:
+        return {"1/9": 1 / 9, "1": 1.0, "0": 0.0}[self.rpn_smooth_l1_beta]
 
     @property
     def width_offset(self) -> int:
@@ -108,6 +118,37 @@ OPERATIONS: dict[str, Operation] = {
             lambda _l, _n, cells: (len(cells), 2),
         ),
         Operation("backbone_layers", ("name",), "json"),
+        # RPN training (spec/rpn_training.md)
+        Operation(
+            "match_anchors",
+            ("anchors", "gt_boxes", "image_size", "high", "low"),
+            "array",
+            lambda a, *_: (_rows(a), 2),
+        ),
+        Operation(
+            "rpn_regression_targets",
+            ("anchors", "gt_boxes", "image_size", "high", "low"),
+            "array",
+            lambda a, *_: (_rows(a), 4),
+        ),
+        Operation(
+            "sample_balanced",
+            ("labels", "batch_size", "positive_fraction", "seed"),
+            "array",
+            lambda labels, *_: (_rows(labels),),
+        ),
+        Operation(
+            "rpn_loss",
+            ("logits", "deltas", "sampled", "targets", "anchor_locations"),
+            "array",
+            lambda *_: (2,),
+        ),
+        Operation(
+            "rpn_loss_gradient",
+            ("logits", "deltas", "sampled", "targets", "anchor_locations"),
+            "array",
+            lambda logits, *_: (_rows(logits), 5),
+        ),
         Operation(
             "backbone_receptive_field_support",
             ("name", "input_size", "cells"),

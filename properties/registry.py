@@ -19,13 +19,19 @@ from hypothesis import strategies as st
 from properties.interface import Conventions
 
 #: Modules that define properties, one per spec area.
-PROPERTY_MODULES = ("properties.boxes", "properties.anchors", "properties.receptive_field")
+PROPERTY_MODULES = (
+    "properties.boxes",
+    "properties.anchors",
+    "properties.receptive_field",
+    "properties.rpn_training",
+)
 
 #: Field kinds: how a field of an example is written to JSON/TOML and read back.
 FIELD_KINDS = {
     "rows4": lambda v: np.asarray(v, dtype=np.float64).reshape(-1, 4),  # boxes, deltas
     "vector": lambda v: np.asarray(v, dtype=np.float64).reshape(-1),  # scores
-    "labels": lambda v: np.asarray(v, dtype=np.int64).reshape(-1),  # class indices
+    "labels": lambda v: np.asarray(v, dtype=np.int64).reshape(-1),  # class indices, RPN labels
+    "integer": int,
     "number": float,
     "pair": lambda v: tuple(float(x) for x in v),  # image size (height, width)
     "weights": lambda v: tuple(float(x) for x in v),

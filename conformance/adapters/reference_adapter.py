@@ -7,6 +7,7 @@ from properties.interface import Conventions
 from reference import anchors as ref_anchors
 from reference import boxes as ref
 from reference import receptive_field as ref_rf
+from reference import rpn_targets as ref_rpn
 
 
 class ReferenceAdapter:
@@ -63,6 +64,30 @@ class ReferenceAdapter:
     def receptive_field_support(self, layers, input_size, cells):
         return ref_rf.dependency_support(layers, input_size, cells)
 
+    def match_anchors(self, anchors, gt_boxes, image_size, high, low):
+        return ref_rpn.match_anchors(
+            anchors, gt_boxes, image_size, high, low, self.conventions.rpn_border, self._width
+        )
+
+    def rpn_regression_targets(self, anchors, gt_boxes, image_size, high, low):
+        matched = self.match_anchors(anchors, gt_boxes, image_size, high, low)[:, 1]
+        return ref_rpn.regression_targets(anchors, gt_boxes, matched, self._width)
+
+    def sample_balanced(self, labels, batch_size, positive_fraction, seed):
+        return ref_rpn.sample_balanced(labels, batch_size, positive_fraction, seed)
+
+    def rpn_loss(self, logits, deltas, sampled, targets, anchor_locations):
+        c = self.conventions
+        return ref_rpn.rpn_loss(
+            logits, deltas, sampled, targets, c.beta, c.rpn_loss_normaliser, anchor_locations
+        )
+
+    def rpn_loss_gradient(self, logits, deltas, sampled, targets, anchor_locations):
+        c = self.conventions
+        return ref_rpn.rpn_loss_gradient(
+            logits, deltas, sampled, targets, c.beta, c.rpn_loss_normaliser, anchor_locations
+        )
+
 
 def reference() -> ReferenceAdapter:
     return ReferenceAdapter()
@@ -79,6 +104,9 @@ def reference_legacy() -> ReferenceAdapter:
             anchor_offset="legacy",
             anchor_rounding="legacy",
             anchor_order="size-major",
+            rpn_border="ignore",
+            rpn_loss_normaliser="paper",
+            rpn_smooth_l1_beta="1",
         ),
         name="reference-legacy",
     )

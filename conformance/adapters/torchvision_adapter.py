@@ -14,6 +14,7 @@ import torchvision
 from torch import nn
 from torchvision.models.detection import _utils as det_utils
 from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 
 from properties.interface import Conventions
 
@@ -28,6 +29,9 @@ class TorchvisionAdapter:
         anchor_offset="corner",
         anchor_rounding="round-corners",
         anchor_order="ratio-major",
+        rpn_border="keep",
+        rpn_loss_normaliser="sampled",
+        rpn_smooth_l1_beta="1/9",
     )
 
     def __init__(self, dtype: torch.dtype = torch.float32) -> None:
@@ -80,6 +84,62 @@ class TorchvisionAdapter:
         levels = generator.grid_anchors(grid_sizes, level_strides)
         return torch.cat(levels).numpy() if levels else np.zeros((0, 4))
 
+    def _assign(self, anchors, gt_boxes, high, low):
+        rpn = _rpn(high, low)
+        anchors_t, gt_t = self._tensor(anchors), self._tensor(gt_boxes)
+        (labels,), (matched_boxes,) = rpn.assign_targets_to_anchors([anchors_t], [{"boxes": gt_t}])
+        return rpn, anchors_t, gt_t, labels, matched_boxes
+
+    def match_anchors(self, anchors, gt_boxes, image_size, high, low):
+        """``RegionProposalNetwork.assign_targets_to_anchors`` for the labels, and the same
+        ``proposal_matcher`` call it makes for the matched GT index (the image size is unused:
+        torchvision keeps anchors that cross the border)."""
+        rpn, anchors_t, gt_t, labels, _ = self._assign(anchors, gt_boxes, high, low)
+        matched = torch.full_like(labels, -1)
+        if len(gt_t):
+            matches = rpn.proposal_matcher(rpn.box_similarity(gt_t, anchors_t))
+            matched = torch.where(labels == 1, matches.to(labels.dtype), matched)
+        return torch.stack([labels, matched], dim=1).numpy()
+
+    def rpn_regression_targets(self, anchors, gt_boxes, image_size, high, low):
+        rpn, anchors_t, _, _, matched_boxes = self._assign(anchors, gt_boxes, high, low)
+        return rpn.box_coder.encode([matched_boxes], [anchors_t])[0].numpy()
+
+    def sample_balanced(self, labels, batch_size, positive_fraction, seed):
+        """``BalancedPositiveNegativeSampler`` draws from torch's global generator: seeded here,
+        inside a forked RNG state so that the caller's stream is untouched."""
+        sampler = det_utils.BalancedPositiveNegativeSampler(int(batch_size), positive_fraction)
+        labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+        with torch.random.fork_rng():
+            torch.manual_seed(int(seed))
+            (positive,), (negative,) = sampler([labels_t])
+        marks = torch.full_like(labels_t, -1)
+        marks[positive.bool()] = 1
+        marks[negative.bool()] = 0
+        return marks.numpy()
+
+    def _loss(self, logits, deltas, sampled, targets, requires_grad=False):
+        """``compute_loss`` with a pass-through sampler (batch = N, fraction 1: it takes every
+        anchor labelled 1 or 0), so that ``sampled`` decides what enters the loss."""
+        rpn = _rpn(0.7, 0.3)
+        rpn.fg_bg_sampler = det_utils.BalancedPositiveNegativeSampler(max(len(sampled), 1), 1.0)
+        objectness = self._tensor(logits).requires_grad_(requires_grad)
+        pred = self._tensor(deltas).requires_grad_(requires_grad)
+        labels = [torch.as_tensor(np.asarray(sampled), dtype=self.dtype)]
+        cls, reg = rpn.compute_loss(objectness, pred, labels, [self._tensor(targets)])
+        return objectness, pred, cls, reg
+
+    def rpn_loss(self, logits, deltas, sampled, targets, anchor_locations):
+        _, _, cls, reg = self._loss(logits, deltas, sampled, targets)
+        return np.array([cls.item(), reg.item()])
+
+    def rpn_loss_gradient(self, logits, deltas, sampled, targets, anchor_locations):
+        objectness, pred, cls, reg = self._loss(logits, deltas, sampled, targets, True)
+        d_logits, d_deltas = torch.autograd.grad(cls + reg, [objectness, pred], allow_unused=True)
+        d_logits = torch.zeros_like(objectness) if d_logits is None else d_logits
+        d_deltas = torch.zeros_like(pred) if d_deltas is None else d_deltas
+        return torch.cat([d_logits[:, None], d_deltas], dim=1).detach().numpy()
+
     def receptive_field_support(self, layers, input_size, cells):
         model = nn.Sequential(*(_unit_layer(*layer) for layer in layers))
         return _gradient_support(model, 1, int(input_size), cells)
@@ -89,6 +149,21 @@ class TorchvisionAdapter:
 
     def backbone_receptive_field_support(self, name, input_size, cells):
         return _gradient_support(_measurable_backbone(name), 3, int(input_size), cells)
+
+
+def _rpn(high: float, low: float) -> RegionProposalNetwork:
+    """A torchvision RPN with the given IoU thresholds (the head and anchors are not used here)."""
+    return RegionProposalNetwork(
+        AnchorGenerator(),
+        RPNHead(1, 9),
+        fg_iou_thresh=high,
+        bg_iou_thresh=low,
+        batch_size_per_image=256,
+        positive_fraction=0.5,
+        pre_nms_top_n={"training": 1, "testing": 1},
+        post_nms_top_n={"training": 1, "testing": 1},
+        nms_thresh=0.7,
+    )
 
 
 #: The backbones and where they are cut: VGG-16 after conv5_3 (its ReLU), ResNet-50 after layer3

@@ -1,0 +1,69 @@
+"""Benchmark RPN training targets at the paper's scale: ``make bench``.
+
+Labels, a 256-anchor sample and regression targets for 20,646 anchors (62 x 37 x 9) and 100 GT
+boxes: the reference (``match_anchors`` + ``sample_balanced`` + ``regression_targets``) against
+torchvision (``assign_targets_to_anchors`` + ``BalancedPositiveNegativeSampler`` +
+``BoxCoder.encode``), CPU, float32, one and the default number of torch threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+from torchvision.models.detection import _utils as det_utils
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
+
+from benchmarks.boxes import IMAGE_HEIGHT, IMAGE_WIDTH, gt_boxes, median_seconds, paper_anchors
+from reference import rpn_targets as ref
+
+
+def reference_targets(anchors, gt, seed=0):
+    labels = ref.match_anchors(anchors, gt, (IMAGE_HEIGHT, IMAGE_WIDTH))
+    sampled = ref.sample_balanced(labels[:, 0], 256, 0.5, seed)
+    return sampled, ref.regression_targets(anchors, gt, labels[:, 1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    anchors, gt = paper_anchors(), gt_boxes(np.random.default_rng(0))
+    rpn = RegionProposalNetwork(
+        AnchorGenerator(),
+        RPNHead(1, 9),
+        0.7,
+        0.3,
+        256,
+        0.5,
+        {"training": 1, "testing": 1},
+        {"training": 1, "testing": 1},
+        0.7,
+    )
+    t_anchors = torch.as_tensor(anchors, dtype=torch.float32)
+    t_gt = torch.as_tensor(gt, dtype=torch.float32)
+    sampler = det_utils.BalancedPositiveNegativeSampler(256, 0.5)
+
+    def torchvision_targets():
+        (labels,), (matched,) = rpn.assign_targets_to_anchors([t_anchors], [{"boxes": t_gt}])
+        sampler([labels])
+        return rpn.box_coder.encode([matched], [t_anchors])
+
+    reference = median_seconds(lambda: reference_targets(anchors, gt), args.repeat)
+    print(f"labels + sample + targets, {len(anchors)} anchors x {len(gt)} GT boxes:")
+    print(f"  reference                  {reference * 1e3:8.2f} ms")
+    default = torch.get_num_threads()
+    for threads in sorted({1, default}):
+        torch.set_num_threads(threads)
+        seconds = median_seconds(torchvision_targets, args.repeat)
+        print(
+            f"  torchvision, {threads} thread(s)    {seconds * 1e3:8.2f} ms   reference/this = "
+            f"{reference / seconds:5.2f}"
+        )
+    torch.set_num_threads(default)
+
+
+if __name__ == "__main__":
+    main()

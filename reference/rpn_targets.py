@@ -1,0 +1,209 @@
+"""RPN training targets: the executable form of ``spec/rpn_training.md``.
+
+Labels are 1 (object), 0 (background) and -1 (ignored). Sources: Faster R-CNN §3.1.2-3.1.3;
+py-faster-rcnn ``lib/rpn/anchor_target_layer.py``; torchvision ``models/detection/rpn.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from reference.boxes import encode_boxes, pairwise_iou
+from reference.validation import (
+    check_boxes,
+    check_convention,
+    check_finite_array,
+    check_image_size,
+    check_unit_interval,
+    check_vector,
+)
+
+POSITIVE, NEGATIVE, IGNORED = 1, 0, -1
+BORDER_POLICIES = ("keep", "ignore")
+LOSS_NORMALISERS = ("sampled", "paper")
+
+
+def inside_image(anchors: np.ndarray, image_size, convention: str = "continuous") -> np.ndarray:
+    """Anchors wholly inside the image (py-faster-rcnn ``allowed_border = 0``): x1, y1 >= 0 and
+    x2 <= W, y2 <= H (legacy, pixel indices: x2 <= W - 1, y2 <= H - 1)."""
+    height, width = check_image_size(image_size)
+    offset = check_convention(convention)
+    return (
+        (anchors[:, 0] >= 0)
+        & (anchors[:, 1] >= 0)
+        & (anchors[:, 2] <= width - offset)
+        & (anchors[:, 3] <= height - offset)
+    )
+
+
+def match_anchors(
+    anchors,
+    gt_boxes,
+    image_size,
+    high: float = 0.7,
+    low: float = 0.3,
+    border: str = "keep",
+    convention: str = "continuous",
+) -> np.ndarray:
+    """Label anchors for RPN training (clauses ``rpn.match.*``); ``(N, 2)``: label, matched GT.
+
+    For each anchor, ``m`` = its largest IoU with any GT box and ``g`` a GT attaining it:
+
+    1. ``m >= high`` -> positive, matched to ``g``;
+    2. for every GT whose largest IoU with any anchor is ``b > 0``, every anchor with IoU exactly
+       ``b`` with it (all ties) is positive, matched to its own ``g`` (which may be another GT with
+       an equal or higher IoU);
+    3. otherwise ``m < low`` -> negative; else ignored.
+
+    A GT that overlaps no anchor (``b = 0``) makes nothing positive. With no GT every anchor is
+    negative. ``border="ignore"`` leaves anchors not wholly inside the image out of the matching
+    altogether (they are ignored and cannot be any GT's best anchor). Matched index -1 for
+    anchors that are not positive.
+    """
+    offset = check_convention(convention)
+    anchors = check_boxes(anchors, "anchors")
+    gt_boxes = check_boxes(gt_boxes, "gt_boxes")
+    high = check_unit_interval(high, "high")
+    low = check_unit_interval(low, "low")
+    if low > high:
+        raise ValueError(f"low threshold {low} is above the high threshold {high}")
+    if border not in BORDER_POLICIES:
+        raise ValueError(f"unknown border policy {border!r}; expected one of {BORDER_POLICIES}")
+    considered = (
+        inside_image(anchors, image_size, convention) if border == "ignore" else np.ones(len(anchors), bool)
+    )
+    labels = np.where(considered, NEGATIVE, IGNORED)
+    matched = np.full(len(anchors), -1)
+    if len(gt_boxes) == 0 or not considered.any():
+        return np.stack([labels, matched], axis=1)
+    iou = pairwise_iou(anchors, gt_boxes, offset)
+    iou[~considered] = -1.0  # never a best anchor, never above a threshold
+    best_gt = iou.argmax(axis=1)
+    best_iou = iou[np.arange(len(anchors)), best_gt]
+    labels[considered & (best_iou >= low)] = IGNORED
+    positive = considered & (best_iou >= high)
+    best_per_gt = iou.max(axis=0)
+    is_best = (iou == best_per_gt[None, :]) & (best_per_gt[None, :] > 0)
+    positive |= is_best.any(axis=1)
+    labels[positive] = POSITIVE
+    matched[positive] = best_gt[positive]
+    return np.stack([labels, matched], axis=1)
+
+
+def sample_balanced(labels, batch_size: int, positive_fraction: float, seed: int) -> np.ndarray:
+    """Pick the anchors that enter the loss (clauses ``rpn.sample.*``); ``(N,)``: 1 for a sampled
+    positive, 0 for a sampled negative, -1 otherwise.
+
+    ``floor(batch_size * positive_fraction)`` positives at most, then negatives up to
+    ``batch_size`` in total; each drawn uniformly without replacement by
+    ``numpy.random.default_rng(seed)``. Fewer candidates than wanted: all are taken.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.all(np.isin(labels, (POSITIVE, NEGATIVE, IGNORED))):
+        raise ValueError("labels: expected a 1-D array of 1, 0 and -1")
+    if not isinstance(batch_size, int | np.integer) or batch_size < 0:
+        raise ValueError(f"batch_size: expected an integer >= 0, got {batch_size!r}")
+    fraction = check_unit_interval(positive_fraction, "positive_fraction")
+    rng = np.random.default_rng(seed)
+    positives = np.flatnonzero(labels == POSITIVE)
+    negatives = np.flatnonzero(labels == NEGATIVE)
+    wanted_pos = min(len(positives), math.floor(batch_size * fraction))
+    wanted_neg = min(len(negatives), batch_size - wanted_pos)
+    sampled = np.full(len(labels), IGNORED)
+    sampled[rng.choice(positives, wanted_pos, replace=False)] = POSITIVE
+    sampled[rng.choice(negatives, wanted_neg, replace=False)] = NEGATIVE
+    return sampled
+
+
+def regression_targets(anchors, gt_boxes, matched, convention: str = "continuous") -> np.ndarray:
+    """``(N, 4)``: encode(anchor, its matched GT) for positives, 0 elsewhere (``rpn.targets``)."""
+    anchors = check_boxes(anchors, "anchors")
+    gt_boxes = check_boxes(gt_boxes, "gt_boxes")
+    matched = np.asarray(matched, dtype=np.int64)
+    targets = np.zeros((len(anchors), 4))
+    positive = matched >= 0
+    if positive.any():
+        targets[positive] = encode_boxes(
+            anchors[positive], gt_boxes[matched[positive]], convention=convention
+        )
+    return targets
+
+
+def smooth_l1(x: np.ndarray, beta: float) -> np.ndarray:
+    """``0.5 x² / β`` for ``|x| < β``, else ``|x| − β/2``; β = 0 is the L1 loss. Caffe's σ form is
+    the same function with ``β = 1/σ²`` (py-faster-rcnn's RPN: σ = 3, β = 1/9)."""
+    absolute = np.abs(x)
+    if beta == 0:
+        return absolute
+    return np.where(absolute < beta, 0.5 * x * x / beta, absolute - 0.5 * beta)
+
+
+def _loss_weights(sampled: np.ndarray, normaliser: str, anchor_locations: int | None):
+    """(cls weight per sampled anchor, reg weight per positive): the two normalisations."""
+    count = int(np.sum(sampled >= 0))
+    if normaliser not in LOSS_NORMALISERS:
+        raise ValueError(f"unknown loss normaliser {normaliser!r}; expected one of {LOSS_NORMALISERS}")
+    if normaliser == "sampled":  # torchvision: mean over the sampled anchors, lambda = 1
+        return (1.0 / count if count else 0.0), (1.0 / count if count else 0.0)
+    locations = anchor_locations or max(len(sampled) // 9, 1)
+    return 1.0 / 256, 10.0 / locations  # the paper: N_cls = 256, lambda = 10, N_reg = #locations
+
+
+def rpn_loss(
+    logits,
+    deltas,
+    sampled,
+    targets,
+    beta: float = 1 / 9,
+    normaliser: str = "sampled",
+    anchor_locations: int | None = None,
+) -> np.ndarray:
+    """``(2,)``: the RPN's classification and regression terms (``rpn.loss.*``).
+
+    ``L = w_cls Σ_sampled BCE(logit, label) + w_reg Σ_positive Σ_coords smoothL1(d − t)``, with
+    ``w_cls = w_reg = 1 / #sampled`` (``normaliser="sampled"``, torchvision) or the paper's
+    ``w_cls = 1/256``, ``w_reg = λ / N_reg = 10 / #anchor locations``. ``sampled``: 1/0/-1 from
+    :func:`sample_balanced`. Returns ``[classification, regression]`` (the second weighted).
+    """
+    logits = check_vector(logits, "logits", len(np.asarray(sampled)))
+    deltas = check_finite_array(deltas, "deltas", ndim=2, last_dim=4)
+    targets = check_finite_array(targets, "targets", ndim=2, last_dim=4)
+    sampled = np.asarray(sampled)
+    w_cls, w_reg = _loss_weights(sampled, normaliser, anchor_locations)
+    chosen = sampled >= 0
+    labels = (sampled == POSITIVE).astype(np.float64)
+    # log(1 + e^x) - y x, written to stay finite for large |x|
+    bce = np.logaddexp(0.0, logits) - labels * logits
+    positive = sampled == POSITIVE
+    regression = smooth_l1(deltas[positive] - targets[positive], beta).sum()
+    return np.array([w_cls * bce[chosen].sum(), w_reg * regression])
+
+
+def rpn_loss_gradient(
+    logits,
+    deltas,
+    sampled,
+    targets,
+    beta: float = 1 / 9,
+    normaliser: str = "sampled",
+    anchor_locations: int | None = None,
+) -> np.ndarray:
+    """``(N, 5)``: d(total loss)/d(logit) and d/d(deltas), analytically (``rpn.loss.gradient``).
+    Exactly zero for anchors that are not sampled, and zero in the delta columns of every anchor
+    that is not a sampled positive."""
+    logits = check_vector(logits, "logits", len(np.asarray(sampled)))
+    deltas = check_finite_array(deltas, "deltas", ndim=2, last_dim=4)
+    targets = check_finite_array(targets, "targets", ndim=2, last_dim=4)
+    sampled = np.asarray(sampled)
+    w_cls, w_reg = _loss_weights(sampled, normaliser, anchor_locations)
+    labels = (sampled == POSITIVE).astype(np.float64)
+    gradient = np.zeros((len(sampled), 5))
+    chosen = sampled >= 0
+    gradient[chosen, 0] = w_cls * (1.0 / (1.0 + np.exp(-logits[chosen])) - labels[chosen])
+    positive = sampled == POSITIVE
+    diff = deltas[positive] - targets[positive]
+    slope = np.sign(diff) if beta == 0 else np.where(np.abs(diff) < beta, diff / beta, np.sign(diff))
+    gradient[positive, 1:] = w_reg * slope
+    return gradient
