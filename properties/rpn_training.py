@@ -421,11 +421,11 @@ def sampling_is_reproducible_and_varies_with_the_seed(impl, labels, batch_size, 
     schema=SAMPLE_SCHEMA,
 )
 def sampling_is_uniform_over_eligible_anchors(impl, labels, batch_size, positive_fraction, seed):
-    """Over 2000 seeds every eligible anchor is drawn about equally often. Each anchor's count is
+    """Over 1000 seeds every eligible anchor is drawn about equally often. Each anchor's count is
     binomial; a deviation of t = sqrt(M ln(2n / 1e-6) / 2) from its mean has probability below
     1e-6 / n (Hoeffding), so the whole check raises a false alarm with probability below 1e-6 --
     and with fixed seeds it is deterministic."""
-    draws = 2000
+    draws = 1000
     counts = np.zeros(len(labels))
     for k in range(draws):
         counts += _sample(impl, labels, batch_size, positive_fraction, seed + k) >= 0

@@ -49,8 +49,10 @@ def test_torchvision_with_broken_box_ops_fails_the_run():
 
 
 def test_report_files_describe_every_clause(tmp_path):
-    # Every property but the backbone measurements (seconds each, and covered in-process).
-    result = _run_conformance("--impl", "torchvision", "--report-dir", str(tmp_path), "-k", "not backbones")
+    # The box properties and the figures: enough to check the report's structure end to end.
+    result = _run_conformance(
+        "--impl", "torchvision", "--report-dir", str(tmp_path), "-k", "boxes or figures or consistent"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "torchvision.json").read_text())
     assert report["implementation"]["name"] == "torchvision"

@@ -173,7 +173,8 @@ BACKBONES = {"vgg16": "features.29", "resnet50": "layer3"}
 
 def _backbone(name: str) -> nn.Module:
     if name == "vgg16":
-        return torchvision.models.vgg16(weights=None).features[:30]
+        # vgg16().features without building the 100M-parameter classifier: the same layers
+        return torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["D"])[:30]
     if name == "resnet50":
         net = torchvision.models.resnet50(weights=None)
         return nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3)
