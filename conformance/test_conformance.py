@@ -13,7 +13,11 @@ import json
 import pytest
 from hypothesis import settings
 
-from conformance.figures import anchors_and_receptive_field, matching_counterexample
+from conformance.figures import (
+    anchors_and_receptive_field,
+    fourier_reconstructions,
+    matching_counterexample,
+)
 from conformance.runner import evaluate
 from properties.registry import all_properties
 
@@ -61,9 +65,15 @@ def test_property(prop, conformance, record_outcome):
 def test_figures(conformance, record_figure):
     """Pictures for the report, drawn from the implementation's own output where it has one."""
     impl = conformance.impl
-    if not impl.provides("grid_anchors"):
-        pytest.skip("not-provided: grid_anchors (the anchor figure)")
-    record_figure(anchors_and_receptive_field(impl))
+    drawn = 0
+    if impl.provides("grid_anchors"):
+        record_figure(anchors_and_receptive_field(impl))
+        drawn += 1
+    if all(impl.provides(op) for op in ("phase_only", "amplitude_only", "hybrid")):
+        record_figure(fourier_reconstructions(impl))
+        drawn += 1
+    if not drawn:
+        pytest.skip("not-provided: the operations the figures draw")
 
 
 def test_expectations_are_consistent(conformance, record_problems):

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
+import numpy as np
+
 from properties.checks import PropertyFailure
 
 
@@ -118,6 +120,11 @@ OPERATIONS: dict[str, Operation] = {
             lambda _l, _n, cells: (len(cells), 2),
         ),
         Operation("backbone_layers", ("name",), "json"),
+        # Fourier (spec/fourier.md): real 2-D images
+        Operation("fft2", ("image",), "array", lambda image: (*np.shape(image), 2)),
+        Operation("phase_only", ("image",), "array", lambda image: np.shape(image)),
+        Operation("amplitude_only", ("image",), "array", lambda image: np.shape(image)),
+        Operation("hybrid", ("phase_donor", "amplitude_donor"), "array", lambda a, _b: np.shape(a)),
         # RPN training (spec/rpn_training.md)
         Operation(
             "match_anchors",

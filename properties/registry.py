@@ -24,6 +24,7 @@ PROPERTY_MODULES = (
     "properties.anchors",
     "properties.receptive_field",
     "properties.rpn_training",
+    "properties.fourier",
 )
 
 #: Field kinds: how a field of an example is written to JSON/TOML and read back.
@@ -35,7 +36,7 @@ FIELD_KINDS = {
     "number": float,
     "pair": lambda v: tuple(float(x) for x in v),  # image size (height, width)
     "weights": lambda v: tuple(float(x) for x in v),
-    "matrix": lambda v: np.asarray(v, dtype=np.float64),  # any shape (deliberately invalid input)
+    "matrix": lambda v: np.asarray(v, dtype=np.float64),  # any shape: images, invalid input
     "text": str,
     "json": lambda v: v,  # plain nested lists and numbers (anchor configurations, layer stacks)
 }

@@ -15,6 +15,7 @@ from conformance.adapters.torchvision_adapter import TorchvisionAdapter
 from properties.interface import Conventions
 from reference import anchors as ref_anchors
 from reference import boxes as ref
+from reference import fourier as ref_fourier
 from reference import receptive_field as ref_rf
 from reference import rpn_targets as ref_rpn
 from reference.boxes import pairwise_iou
@@ -605,6 +606,97 @@ class GradientRegressesNegatives(Control):
         return gradient
 
 
+class FftWithoutMinusSign(Control):
+    """The DFT with exp(+2πi ...): the inverse transform's kernel, unscaled."""
+
+    def fft2(self, image):
+        spectrum = np.conj(np.fft.fft2(np.asarray(image, float)))
+        return np.stack([spectrum.real, spectrum.imag], -1)
+
+
+class FftOfTransposedImage(Control):
+    """Transforms along the wrong axes on non-square images (a transposed layout)."""
+
+    def fft2(self, image):
+        image = np.asarray(image, float)
+        spectrum = np.fft.fft2(image.T).T if image.shape[0] != image.shape[1] else np.fft.fft2(image)
+        return np.stack([spectrum.real, spectrum.imag], -1)
+
+
+class FftWithNoisyImaginaryPart(Control):
+    """Adds a small non-Hermitian imaginary part to the spectrum (a complex input treated as real)."""
+
+    def fft2(self, image):
+        spectrum = np.fft.fft2(np.asarray(image, float))
+        spectrum = spectrum + 1e-3j * np.abs(spectrum).max() * (
+            np.arange(spectrum.size).reshape(spectrum.shape) % 3 == 1
+        )
+        return np.stack([spectrum.real, spectrum.imag], -1)
+
+
+class PhaseOnlyAddsEnergyAtZeros(Control):
+    """Gives coefficients with no phase unit magnitude (phase 0) instead of 0."""
+
+    def phase_only(self, image):
+        spectrum = np.fft.fft2(np.asarray(image, float))
+        magnitude = np.abs(spectrum)
+        unit = np.where(magnitude > 1e-4 * magnitude.max(), spectrum / np.maximum(magnitude, 1e-300), 1.0)
+        return np.fft.ifft2(unit).real
+
+
+class AmplitudeOnlyKeepsSign(Control):
+    """Keeps the sign of the real part (a phase of 0 or π): some position survives."""
+
+    def amplitude_only(self, image):
+        spectrum = np.fft.fft2(np.asarray(image, float))
+        return np.fft.ifft2(np.abs(spectrum) * np.sign(spectrum.real + 1e-300)).real
+
+
+class PhaseOnlyHalfWhitened(Control):
+    """Divides by sqrt(|F|) instead of |F|: a partial whitening, which a second pass changes."""
+
+    def phase_only(self, image):
+        spectrum = np.fft.fft2(np.asarray(image, float))
+        return np.fft.ifft2(spectrum / np.maximum(np.sqrt(np.abs(spectrum)), 1e-300)).real
+
+
+class PhaseOnlyAddsMean(Control):
+    """Adds back the image's mean (DC) after whitening."""
+
+    def phase_only(self, image):
+        return ref_fourier.phase_only(image) + float(np.mean(image))
+
+
+class PhaseOnlyAnchoredAtOrigin(Control):
+    """Replaces pixel (0, 0) of its result by the image's own: a position-dependent leak."""
+
+    def phase_only(self, image):
+        result = ref_fourier.phase_only(image)
+        result[0, 0] = np.asarray(image)[0, 0]
+        return result
+
+
+class AmplitudeOnlyIsTheImage(Control):
+    """Returns the image itself for amplitude-only: position is kept."""
+
+    def amplitude_only(self, image):
+        return np.asarray(image, dtype=float)
+
+
+class PhaseOnlyIsAmplitudeOnly(Control):
+    """Returns the amplitude-only reconstruction from phase_only (the two outputs swapped)."""
+
+    def phase_only(self, image):
+        return ref_fourier.amplitude_only(image)
+
+
+class HybridWithDonorsSwapped(Control):
+    """Takes the phase from the amplitude donor and the amplitude from the phase donor."""
+
+    def hybrid(self, phase_donor, amplitude_donor):
+        return ref_fourier.hybrid(amplitude_donor, phase_donor)
+
+
 #: property name -> the broken implementation it must catch.
 CONTROLS = {
     "area_is_width_times_height": AreaPlusOne,
@@ -666,4 +758,16 @@ CONTROLS = {
     "rpn_loss_of_an_empty_sample_is_zero": LossNaNWhenEmpty,
     "rpn_loss_ignores_unsampled_outputs": LossOverAllAnchors,
     "rpn_loss_gradient_vanishes_off_the_sample": GradientRegressesNegatives,
+    "fft_matches_the_dft_sum": FftWithoutMinusSign,
+    "circular_shift_multiplies_spectrum_by_a_phase_ramp": FftWithoutMinusSign,
+    "spectrum_of_a_real_image_is_hermitian": FftWithNoisyImaginaryPart,
+    "phase_only_matches_definition": PhaseOnlyAddsEnergyAtZeros,
+    "amplitude_only_matches_definition": AmplitudeOnlyKeepsSign,
+    "amplitude_only_forgets_position": AmplitudeOnlyIsTheImage,
+    "phase_only_moves_with_the_image": PhaseOnlyAnchoredAtOrigin,
+    "phase_only_is_idempotent": PhaseOnlyHalfWhitened,
+    "phase_only_ignores_contrast": PhaseOnlyAddsMean,
+    "amplitude_only_edges_average_to_nothing": AmplitudeOnlyIsTheImage,
+    "phase_only_keeps_edges_on_the_shapes_family": PhaseOnlyIsAmplitudeOnly,
+    "hybrid_looks_like_its_phase_donor": HybridWithDonorsSwapped,
 }

@@ -6,6 +6,7 @@ from conformance import suite_version
 from properties.interface import Conventions
 from reference import anchors as ref_anchors
 from reference import boxes as ref
+from reference import fourier as ref_fourier
 from reference import receptive_field as ref_rf
 from reference import rpn_targets as ref_rpn
 
@@ -63,6 +64,18 @@ class ReferenceAdapter:
 
     def receptive_field_support(self, layers, input_size, cells):
         return ref_rf.dependency_support(layers, input_size, cells)
+
+    def fft2(self, image):
+        return ref_fourier.fft2(image)
+
+    def phase_only(self, image):
+        return ref_fourier.phase_only(image)
+
+    def amplitude_only(self, image):
+        return ref_fourier.amplitude_only(image)
+
+    def hybrid(self, phase_donor, amplitude_donor):
+        return ref_fourier.hybrid(phase_donor, amplitude_donor)
 
     def match_anchors(self, anchors, gt_boxes, image_size, high, low):
         return ref_rpn.match_anchors(

@@ -17,6 +17,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 
 from properties.interface import Conventions
+from reference.fourier import ZERO_FRACTION
 
 
 class TorchvisionAdapter:
@@ -139,6 +140,30 @@ class TorchvisionAdapter:
         d_logits = torch.zeros_like(objectness) if d_logits is None else d_logits
         d_deltas = torch.zeros_like(pred) if d_deltas is None else d_deltas
         return torch.cat([d_logits[:, None], d_deltas], dim=1).detach().numpy()
+
+    # Fourier operations with torch.fft (the torch half of the numpy.fft / torch.fft pair)
+
+    def _spectrum(self, image) -> torch.Tensor:
+        return torch.fft.fft2(self._tensor(image))
+
+    @staticmethod
+    def _unit_phase(spectrum: torch.Tensor) -> torch.Tensor:
+        magnitude = spectrum.abs()
+        kept = magnitude > ZERO_FRACTION * magnitude.max()
+        return torch.where(kept, spectrum / torch.where(kept, magnitude, 1.0), 0.0)
+
+    def fft2(self, image):
+        return torch.view_as_real(self._spectrum(image)).numpy()
+
+    def phase_only(self, image):
+        return torch.fft.ifft2(self._unit_phase(self._spectrum(image))).real.numpy()
+
+    def amplitude_only(self, image):
+        return torch.fft.ifft2(self._spectrum(image).abs().to(torch.complex64)).real.numpy()
+
+    def hybrid(self, phase_donor, amplitude_donor):
+        spectrum = self._spectrum(amplitude_donor).abs() * self._unit_phase(self._spectrum(phase_donor))
+        return torch.fft.ifft2(spectrum).real.numpy()
 
     def receptive_field_support(self, layers, input_size, cells):
         model = nn.Sequential(*(_unit_layer(*layer) for layer in layers))
