@@ -173,7 +173,7 @@ class TorchvisionAdapter:
         return [layer for _, layer in _backbone_layers(_backbone(name))]
 
     def backbone_receptive_field_support(self, name, input_size, cells):
-        return _gradient_support(_measurable_backbone(name), 3, int(input_size), cells)
+        return _backbone_support(name, int(input_size), tuple(int(c) for c in cells))
 
 
 def _rpn(high: float, low: float) -> RegionProposalNetwork:
@@ -210,6 +210,12 @@ def _backbone(name: str) -> nn.Module:
 def _measurable_backbone(name: str) -> nn.Module:
     """Built once per process: construction costs more than a measurement."""
     return _measurable(_backbone(name)).to(torch.float64)
+
+
+@functools.cache
+def _backbone_support(name: str, input_size: int, cells: tuple[int, ...]) -> np.ndarray:
+    """Deterministic and costly (a forward and backward pass of the backbone): measured once."""
+    return _gradient_support(_measurable_backbone(name), 3, input_size, cells)
 
 
 def _backbone_layers(module: nn.Module) -> list[tuple[str, list]]:
