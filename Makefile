@@ -23,6 +23,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.boxes
 	$(PY) -m benchmarks.rpn_targets
+	$(PY) -m benchmarks.proposals
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -108,6 +108,10 @@ class GuardedImplementation:
         if not np.issubdtype(result.dtype, np.number) or np.issubdtype(result.dtype, np.complexfloating):
             raise InvalidResult(f"{label} returned dtype {result.dtype}; expected real numbers")
         expected_shape = spec.shape(*args)
+        if None in expected_shape and result.ndim == len(expected_shape):  # a free dimension
+            expected_shape = tuple(
+                r if e is None else e for r, e in zip(result.shape, expected_shape, strict=True)
+            )
         if result.shape != expected_shape:
             raise InvalidResult(
                 f"{label} returned shape {result.shape}; expected {expected_shape}",

@@ -17,6 +17,7 @@ from conformance.figures import (
     anchors_and_receptive_field,
     fourier_reconstructions,
     matching_counterexample,
+    proposal_stages,
 )
 from conformance.runner import evaluate
 from properties.registry import all_properties
@@ -68,6 +69,9 @@ def test_figures(conformance, record_figure):
     drawn = 0
     if impl.provides("grid_anchors"):
         record_figure(anchors_and_receptive_field(impl))
+        drawn += 1
+    if impl.provides("generate_proposals"):
+        record_figure(proposal_stages(impl))
         drawn += 1
     if all(impl.provides(op) for op in ("phase_only", "amplitude_only", "hybrid")):
         record_figure(fourier_reconstructions(impl))

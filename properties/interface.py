@@ -31,6 +31,8 @@ class Conventions:
     rpn_border: str = "keep"  # or "ignore": anchors crossing the image border left out
     rpn_loss_normaliser: str = "sampled"  # or "paper": 1/256 and lambda / #anchor locations
     rpn_smooth_l1_beta: str = "1/9"  # or "1", "0" (pure L1)
+    proposal_pipeline: str = "per-level"  # or "global" (py-faster-rcnn)
+    proposal_min_size_stage: str = "after-top-n"  # or "before-top-n" (py-faster-rcnn)
 
     ALLOWED: ClassVar[dict[str, tuple[str, ...]]] = {
         "box_width": ("continuous", "legacy"),
@@ -43,6 +45,8 @@ class Conventions:
         "rpn_border": ("keep", "ignore"),
         "rpn_loss_normaliser": ("sampled", "paper"),
         "rpn_smooth_l1_beta": ("1/9", "1", "0"),
+        "proposal_pipeline": ("per-level", "global"),
+        "proposal_min_size_stage": ("after-top-n", "before-top-n"),
     }
 
     def __post_init__(self) -> None:
@@ -120,6 +124,23 @@ OPERATIONS: dict[str, Operation] = {
             lambda _l, _n, cells: (len(cells), 2),
         ),
         Operation("backbone_layers", ("name",), "json"),
+        # RPN proposals (spec/proposals.md): (K, 5) rows x1, y1, x2, y2, score
+        Operation(
+            "generate_proposals",
+            (
+                "anchors",
+                "logits",
+                "deltas",
+                "levels",
+                "image_size",
+                "pre_nms_top_n",
+                "post_nms_top_n",
+                "nms_threshold",
+                "min_size",
+            ),
+            "array",
+            lambda anchors, *_: (None, 5),
+        ),
         # Fourier (spec/fourier.md): real 2-D images
         Operation("fft2", ("image",), "array", lambda image: (*np.shape(image), 2)),
         Operation("phase_only", ("image",), "array", lambda image: np.shape(image)),

@@ -25,6 +25,7 @@ PROPERTY_MODULES = (
     "properties.receptive_field",
     "properties.rpn_training",
     "properties.fourier",
+    "properties.proposals",
 )
 
 #: Field kinds: how a field of an example is written to JSON/TOML and read back.

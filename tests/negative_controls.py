@@ -16,6 +16,7 @@ from properties.interface import Conventions
 from reference import anchors as ref_anchors
 from reference import boxes as ref
 from reference import fourier as ref_fourier
+from reference import proposals as ref_proposals
 from reference import receptive_field as ref_rf
 from reference import rpn_targets as ref_rpn
 from reference.boxes import pairwise_iou
@@ -697,6 +698,88 @@ class HybridWithDonorsSwapped(Control):
         return ref_fourier.hybrid(amplitude_donor, phase_donor)
 
 
+def _proposals(args, **overrides):
+    settings = {"pipeline": "per-level", "min_size_stage": "after-top-n", **overrides}
+    return ref_proposals.generate_proposals(*args, **settings)
+
+
+class ProposalsNotClipped(Control):
+    """Forgets to clip decoded boxes to the image."""
+
+    def generate_proposals(self, *args):
+        anchors, logits, deltas = args[:3]
+        result = _proposals(args)
+        unclipped = ref.decode_boxes(anchors, deltas)
+        scores = 1 / (1 + np.exp(-np.asarray(logits, float)))
+        for row in result:  # put back the unclipped box of the anchor it came from
+            source = int(
+                np.argmin(
+                    np.abs(scores - row[4])
+                    + np.abs(ref.clip_boxes_to_image(unclipped, args[4]) - row[:4]).sum(1)
+                )
+            )
+            row[:4] = unclipped[source]
+        return result
+
+
+class ProposalsNaiveSigmoid(Control):
+    """Scores with e^x / (1 + e^x): NaN for an infinite logit."""
+
+    def generate_proposals(self, *args):
+        result = _proposals(args)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            logits = np.log(result[:, 4] / (1 - result[:, 4]))
+            result[:, 4] = np.exp(logits) / (1 + np.exp(logits))
+        return result
+
+
+class ProposalsPostNAppliedTwice(Control):
+    """Keeps post_nms_top_n + 1 proposals, unsorted (reversed)."""
+
+    def generate_proposals(self, *args):
+        result = _proposals((*args[:6], args[6] + 1, *args[7:]))
+        return result[::-1]
+
+
+class ProposalsWithRawLogits(Control):
+    """Reports the raw logit as the score instead of sigmoid(logit)."""
+
+    def generate_proposals(self, *args):
+        result = _proposals(args)
+        with np.errstate(divide="ignore"):
+            result[:, 4] = np.log(result[:, 4] / (1 - result[:, 4]))
+        return result
+
+
+class ProposalsMinSizeIgnored(Control):
+    """Never removes small boxes."""
+
+    def generate_proposals(self, *args):
+        return _proposals((*args[:8], 0.0))
+
+
+class ProposalsWithoutNms(Control):
+    """Skips NMS (threshold 1 keeps everything)."""
+
+    def generate_proposals(self, *args):
+        return _proposals((*args[:7], 1.0, *args[8:]))
+
+
+class ProposalsPostNBeforeNms(Control):
+    """Applies post_nms_top_n before NMS, then NMS: the kept set depends on post_n."""
+
+    def generate_proposals(self, *args):
+        early = _proposals((*args[:5], min(args[5], args[6]), *args[6:]))
+        return early
+
+
+class ProposalsGlobalTopN(Control):
+    """Ranks all levels together (py-faster-rcnn's global top-N) while declaring per-level."""
+
+    def generate_proposals(self, *args):
+        return _proposals(args, pipeline="global")
+
+
 #: property name -> the broken implementation it must catch.
 CONTROLS = {
     "area_is_width_times_height": AreaPlusOne,
@@ -770,4 +853,12 @@ CONTROLS = {
     "amplitude_only_edges_average_to_nothing": AmplitudeOnlyIsTheImage,
     "phase_only_keeps_edges_on_the_shapes_family": PhaseOnlyIsAmplitudeOnly,
     "hybrid_looks_like_its_phase_donor": HybridWithDonorsSwapped,
+    "proposals_are_finite_and_inside_the_image": ProposalsNotClipped,
+    "extreme_outputs_still_give_boxes_inside_the_image": ProposalsNaiveSigmoid,
+    "at_most_post_n_proposals_sorted_by_score": ProposalsPostNAppliedTwice,
+    "every_proposal_is_a_decoded_clipped_anchor": ProposalsWithRawLogits,
+    "proposals_satisfy_the_min_size": ProposalsMinSizeIgnored,
+    "proposals_of_a_level_do_not_overlap_above_threshold": ProposalsWithoutNms,
+    "smaller_post_n_is_a_prefix": ProposalsPostNBeforeNms,
+    "proposals_follow_the_declared_pipeline": ProposalsGlobalTopN,
 }

@@ -17,6 +17,7 @@ def test_spec_has_clauses_in_every_area_file():
         "anchors.md",
         "rpn_training.md",
         "fourier.md",
+        "proposals.md",
     }
 
 

@@ -7,6 +7,7 @@ from properties.interface import Conventions
 from reference import anchors as ref_anchors
 from reference import boxes as ref
 from reference import fourier as ref_fourier
+from reference import proposals as ref_proposals
 from reference import receptive_field as ref_rf
 from reference import rpn_targets as ref_rpn
 
@@ -65,6 +66,35 @@ class ReferenceAdapter:
     def receptive_field_support(self, layers, input_size, cells):
         return ref_rf.dependency_support(layers, input_size, cells)
 
+    def generate_proposals(
+        self,
+        anchors,
+        logits,
+        deltas,
+        levels,
+        image_size,
+        pre_nms_top_n,
+        post_nms_top_n,
+        nms_threshold,
+        min_size,
+    ):
+        c = self.conventions
+        return ref_proposals.generate_proposals(
+            anchors,
+            logits,
+            deltas,
+            levels,
+            image_size,
+            pre_nms_top_n,
+            post_nms_top_n,
+            nms_threshold,
+            min_size,
+            c.proposal_pipeline,
+            c.proposal_min_size_stage,
+            c.min_size_bound,
+            self._width,
+        )
+
     def fft2(self, image):
         return ref_fourier.fft2(image)
 
@@ -120,6 +150,8 @@ def reference_legacy() -> ReferenceAdapter:
             rpn_border="ignore",
             rpn_loss_normaliser="paper",
             rpn_smooth_l1_beta="1",
+            proposal_pipeline="global",
+            proposal_min_size_stage="before-top-n",
         ),
         name="reference-legacy",
     )

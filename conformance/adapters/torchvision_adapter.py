@@ -33,6 +33,8 @@ class TorchvisionAdapter:
         rpn_border="keep",
         rpn_loss_normaliser="sampled",
         rpn_smooth_l1_beta="1/9",
+        proposal_pipeline="per-level",
+        proposal_min_size_stage="after-top-n",
     )
 
     def __init__(self, dtype: torch.dtype = torch.float32) -> None:
@@ -140,6 +142,45 @@ class TorchvisionAdapter:
         d_logits = torch.zeros_like(objectness) if d_logits is None else d_logits
         d_deltas = torch.zeros_like(pred) if d_deltas is None else d_deltas
         return torch.cat([d_logits[:, None], d_deltas], dim=1).detach().numpy()
+
+    def generate_proposals(
+        self,
+        anchors,
+        logits,
+        deltas,
+        levels,
+        image_size,
+        pre_nms_top_n,
+        post_nms_top_n,
+        nms_threshold,
+        min_size,
+    ):
+        """``box_coder.decode`` (as ``RegionProposalNetwork.forward``) then ``filter_proposals``
+        with the given settings for both training and testing, ``score_thresh`` 0."""
+        rpn = RegionProposalNetwork(
+            AnchorGenerator(),
+            RPNHead(1, 9),
+            0.7,
+            0.3,
+            256,
+            0.5,
+            {"training": int(pre_nms_top_n), "testing": int(pre_nms_top_n)},
+            {"training": int(post_nms_top_n), "testing": int(post_nms_top_n)},
+            float(nms_threshold),
+            score_thresh=0.0,
+        )
+        rpn.min_size = float(min_size)
+        anchors_t = self._tensor(anchors)
+        decoded = rpn.box_coder.decode(self._tensor(deltas), [anchors_t]).view(1, -1, 4)
+        per_level = np.bincount(np.asarray(levels, dtype=np.int64)).tolist() if len(levels) else [0]
+        height, width = image_size
+        (boxes,), (scores,) = rpn.filter_proposals(
+            decoded,
+            self._tensor(logits).view(1, -1),
+            [(int(height), int(width))],
+            [n for n in per_level if n] or [0],
+        )
+        return torch.cat([boxes, scores[:, None]], dim=1).numpy()
 
     # Fourier operations with torch.fft (the torch half of the numpy.fft / torch.fft pair)
 

@@ -1,0 +1,239 @@
+"""Properties of RPN proposal generation (``spec/proposals.md``)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+
+from properties.boxes import _Overlaps
+from properties.checks import check_close, fail, tolerance
+from properties.registry import prop
+from properties.strategies.boxes import IOU_THRESHOLDS, integer_boxes
+from reference import boxes as ref_boxes
+from reference import proposals as ref_proposals
+
+SCHEMA = {
+    "anchors": "rows4",
+    "logits": "vector",
+    "deltas": "rows4",
+    "levels": "labels",
+    "image_size": "pair",
+    "pre_nms_top_n": "integer",
+    "post_nms_top_n": "integer",
+    "nms_threshold": "number",
+    "min_size": "number",
+}
+ARGUMENTS = tuple(SCHEMA)
+
+
+@st.composite
+def proposal_inputs(draw, extreme: bool = False, distinct: bool = False):
+    """Anchors on 1-3 levels (grouped by level), logits, deltas and the pipeline's settings.
+    ``extreme``: huge deltas and infinite logits. ``distinct``: distinct scores."""
+    rows, levels = [], []
+    for level in range(draw(st.integers(1, 3))):
+        boxes = draw(integer_boxes(1 if level == 0 else 0, 10, degenerate=False, huge=False))
+        rows += boxes
+        levels += [level] * len(boxes)
+    count = len(rows)
+    if distinct:
+        logits = (np.asarray(draw(st.permutations(range(count))), dtype=np.float64) - count / 2) / 4
+    else:
+        logits = (
+            np.asarray(draw(st.lists(st.integers(-8, 8), min_size=count, max_size=count)), dtype=np.float64)
+            / 4
+        )
+    size = st.integers(-64, 64).map(lambda k: k / 32)
+    deltas = np.asarray([[draw(size) for _ in range(4)] for _ in range(count)]).reshape(-1, 4)
+    if extreme:
+        deltas[:, 2:] *= draw(st.sampled_from([1e3, 1e6, -1e6]))
+        if count:
+            logits[draw(st.integers(0, count - 1))] = draw(st.sampled_from([np.inf, -np.inf]))
+    return {
+        "anchors": np.asarray(rows, dtype=np.float64).reshape(-1, 4),
+        "logits": logits,
+        "deltas": deltas,
+        "levels": np.asarray(levels, dtype=np.int64),
+        "image_size": (float(draw(st.integers(16, 600))), float(draw(st.integers(16, 600)))),
+        "pre_nms_top_n": draw(st.integers(1, 12)),
+        "post_nms_top_n": draw(st.integers(0, 12)),
+        "nms_threshold": draw(IOU_THRESHOLDS),
+        "min_size": draw(st.sampled_from([0.0, float(np.float32(1e-3)), 1.0, 8.0, 16.0])),
+    }
+
+
+def _run(impl, example: dict) -> np.ndarray:
+    result = impl.generate_proposals(*(example[name] for name in ARGUMENTS))
+    if result.ndim != 2 or result.shape[1] != 5:
+        fail(f"generate_proposals returned shape {result.shape}, not (K, 5)", "(K, 5)", list(result.shape))
+    return result
+
+
+def _candidates(impl, example: dict) -> list[np.ndarray]:
+    """For each proposal, the anchors it can come from: same decoded-and-clipped box and score."""
+    conventions = impl.conventions
+    decoded = ref_proposals.decode_and_clip(
+        example["anchors"], example["deltas"], example["image_size"], conventions.box_width
+    )
+    with np.errstate(over="ignore"):
+        scores = 1.0 / (1.0 + np.exp(-example["logits"]))
+    proposals = _run(impl, example)
+    tol = tolerance(conventions.dtype)
+    found = []
+    for row in proposals:
+        box_error = np.abs(decoded - row[:4]).max(axis=1) / (1.0 + np.abs(decoded).max(axis=1))
+        found.append(np.flatnonzero((box_error <= 10 * tol) & (np.abs(scores - row[4]) <= 10 * tol)))
+    return found
+
+
+@prop("proposals.inside", uses=("generate_proposals",), given=lambda _c: proposal_inputs(), schema=SCHEMA)
+def proposals_are_finite_and_inside_the_image(impl, **example):
+    """Every proposal is finite and lies inside the image."""
+    proposals = _run(impl, example)
+    height, width = example["image_size"]
+    offset = impl.conventions.width_offset
+    boxes = proposals[:, :4]
+    if not np.all(np.isfinite(boxes)):
+        fail("a proposal is not finite", "finite", proposals)
+    low_ok = (boxes[:, :2] >= 0).all() and (boxes[:, 2:] >= boxes[:, :2]).all()
+    high_ok = (boxes[:, 2] <= width - offset).all() and (boxes[:, 3] <= height - offset).all()
+    if not (low_ok and high_ok):
+        fail(f"a proposal leaves the image (H, W) = {example['image_size']}", "inside", proposals)
+
+
+@prop(
+    "proposals.extreme",
+    uses=("generate_proposals",),
+    given=lambda _c: proposal_inputs(extreme=True),
+    schema=SCHEMA,
+)
+def extreme_outputs_still_give_boxes_inside_the_image(impl, **example):
+    """Huge or hugely negative dw, dh and infinite logits give finite proposals inside the image."""
+    proposals_are_finite_and_inside_the_image.check(impl, **example)
+
+
+@prop("proposals.sorted", uses=("generate_proposals",), given=lambda _c: proposal_inputs(), schema=SCHEMA)
+def at_most_post_n_proposals_sorted_by_score(impl, **example):
+    """At most post_nms_top_n proposals, in order of non-increasing score."""
+    proposals = _run(impl, example)
+    if len(proposals) > example["post_nms_top_n"]:
+        fail(
+            f"{len(proposals)} proposals for post_nms_top_n = {example['post_nms_top_n']}",
+            example["post_nms_top_n"],
+            len(proposals),
+        )
+    if np.any(np.diff(proposals[:, 4]) > 0):
+        fail("proposals are not sorted by non-increasing score", "non-increasing", proposals[:, 4])
+
+
+@prop("proposals.provenance", uses=("generate_proposals",), given=lambda _c: proposal_inputs(), schema=SCHEMA)
+def every_proposal_is_a_decoded_clipped_anchor(impl, **example):
+    """Every proposal is the decoded and clipped box of an input anchor, with that anchor's score."""
+    for index, candidates in enumerate(_candidates(impl, example)):
+        if not candidates.size:
+            fail(
+                f"proposal {index} is not the decoded, clipped box of any anchor with its score",
+                "an anchor's decoded box",
+                _run(impl, example)[index],
+            )
+
+
+@prop("proposals.min-size", uses=("generate_proposals",), given=lambda _c: proposal_inputs(), schema=SCHEMA)
+def proposals_satisfy_the_min_size(impl, **example):
+    """Every proposal has both sides >= min_size (> for the strict bound)."""
+    proposals = _run(impl, example)
+    offset = impl.conventions.width_offset
+    sides = np.concatenate([proposals[:, 2] - proposals[:, 0], proposals[:, 3] - proposals[:, 1]]) + offset
+    strict = impl.conventions.min_size_bound == "strict"
+    bad = sides <= example["min_size"] if strict else sides < example["min_size"]
+    if np.any(bad):
+        fail(
+            f"a proposal has a side of {float(sides[bad][0])} below min_size {example['min_size']}",
+            example["min_size"],
+            float(sides[bad][0]),
+        )
+
+
+@prop("proposals.nms", uses=("generate_proposals",), given=lambda _c: proposal_inputs(), schema=SCHEMA)
+def proposals_of_a_level_do_not_overlap_above_threshold(impl, **example):
+    """No two proposals that surely come from the same level (any two, for the global pipeline)
+    overlap above the NMS threshold."""
+    proposals = _run(impl, example)
+    sources = _candidates(impl, example)
+    overlaps = _Overlaps(
+        proposals[:, :4],
+        example["nms_threshold"],
+        impl.conventions.width_offset,
+        tolerance(impl.conventions.dtype),
+    )
+    level_sets = [set(example["levels"][s].tolist()) for s in sources]
+    for i in range(len(proposals)):
+        for j in range(i + 1, len(proposals)):
+            same = impl.conventions.proposal_pipeline == "global" or (
+                len(level_sets[i]) == 1 and level_sets[i] == level_sets[j]
+            )
+            if same and overlaps.clearly_above(i, j):
+                fail(
+                    f"proposals {i} and {j} overlap with IoU {overlaps.approx[i, j]:.4f} above the "
+                    f"NMS threshold {example['nms_threshold']}",
+                    example["nms_threshold"],
+                    float(overlaps.approx[i, j]),
+                )
+
+
+@prop(
+    "proposals.post-n-prefix",
+    uses=("generate_proposals",),
+    given=lambda _c: st.tuples(proposal_inputs(), st.integers(0, 12)).map(
+        lambda t: {**t[0], "post_nms_top_n": min(t[0]["post_nms_top_n"], t[1])}
+    ),
+    schema=SCHEMA,
+)
+def smaller_post_n_is_a_prefix(impl, **example):
+    """The proposals for a smaller post_nms_top_n are the first ones for a larger one."""
+    small = _run(impl, example)
+    large = _run(impl, {**example, "post_nms_top_n": example["post_nms_top_n"] + 5})
+    check_close(large[: len(small)], small, 0.0, "proposals for post_n vs the first post_n for post_n + 5")
+
+
+def _reference(impl, example: dict) -> np.ndarray:
+    c = impl.conventions
+    return ref_proposals.generate_proposals(
+        *(example[name] for name in ARGUMENTS),
+        c.proposal_pipeline,
+        c.proposal_min_size_stage,
+        c.min_size_bound,
+        c.box_width,
+    )
+
+
+@prop(
+    "proposals.pipeline",
+    uses=("generate_proposals",),
+    given=lambda _c: proposal_inputs(distinct=True),
+    schema=SCHEMA,
+)
+def proposals_follow_the_declared_pipeline(impl, **example):
+    """With distinct scores, the proposals are exactly those of the declared pipeline (order of
+    top-N, min size and NMS; per-level or global), unless an IoU or a side lies within the
+    tolerance of its threshold -- then the example decides nothing."""
+    expected = _reference(impl, example)
+    actual = _run(impl, example)
+    conventions = impl.conventions
+    band = tolerance(conventions.dtype)
+    decoded = ref_proposals.decode_and_clip(
+        example["anchors"], example["deltas"], example["image_size"], conventions.box_width
+    )
+    sides = np.concatenate([decoded[:, 2] - decoded[:, 0], decoded[:, 3] - decoded[:, 1]])
+    iou = ref_boxes.pairwise_iou(decoded, decoded, conventions.width_offset)
+    if (np.abs(sides + conventions.width_offset - example["min_size"]) <= band * (1 + sides)).any() or (
+        np.abs(iou - example["nms_threshold"]) <= band
+    ).any():
+        return
+    if actual.shape != expected.shape:
+        fail(
+            f"{len(actual)} proposals, the declared pipeline gives {len(expected)}",
+            expected[:, 4],
+            actual[:, 4],
+        )
+    check_close(actual, expected, 10 * band * (1 + np.abs(expected)), "proposals vs the declared pipeline")
