@@ -592,13 +592,19 @@ def nms_kept_boxes_do_not_overlap_above_threshold(impl, boxes, scores, iou_thres
     keep = impl.nms(boxes, scores, iou_threshold)
     check_indices(keep, len(boxes), "nms")
     overlaps = _overlaps(impl, boxes, iou_threshold)
+    _check_separated(overlaps, keep, np.arange(len(boxes)), "nms")
+
+
+def _check_separated(overlaps, keep, names, what) -> None:
+    """No two kept boxes overlap clearly above the threshold; ``names`` maps local indices to the
+    indices the caller knows them by."""
     for a, i in enumerate(keep):
         for j in keep[a + 1 :]:
             if overlaps.clearly_above(i, j):
                 fail(
-                    f"nms kept boxes {i} and {j} whose IoU {float(overlaps.approx[i, j]):.6g} "
-                    f"exceeds the threshold {iou_threshold}",
-                    f"IoU <= {iou_threshold}",
+                    f"{what} kept boxes {names[i]} and {names[j]} whose IoU "
+                    f"{float(overlaps.approx[i, j]):.6g} exceeds the threshold {overlaps.threshold}",
+                    f"IoU <= {overlaps.threshold}",
                     float(overlaps.approx[i, j]),
                 )
 
@@ -734,14 +740,7 @@ def batched_nms_is_nms_within_each_class(impl, boxes, scores, classes, iou_thres
         local = {int(m): n for n, m in enumerate(members)}
         overlaps = _overlaps(impl, boxes[members], iou_threshold)
         local_keep = np.asarray([local[int(k)] for k in kept_here], dtype=np.int64)
-        for a, i in enumerate(local_keep):
-            for j in local_keep[a + 1 :]:
-                if overlaps.clearly_above(i, j):
-                    fail(
-                        f"batched_nms kept two overlapping boxes of class {label}",
-                        f"IoU <= {iou_threshold}",
-                        float(overlaps.approx[i, j]),
-                    )
+        _check_separated(overlaps, local_keep, members, f"batched_nms (class {label})")
         _check_suppressions_explained(
             overlaps, local_keep, scores[members], members, f"batched_nms (class {label})"
         )
