@@ -63,21 +63,32 @@ def test_property(prop, conformance, record_outcome):
         pytest.fail(f"{outcome.status.upper()} {impl.name} {_describe(outcome)}", pytrace=False)
 
 
+FIGURES = (
+    (("grid_anchors",), anchors_and_receptive_field),
+    (("generate_proposals",), proposal_stages),
+    (("phase_only", "amplitude_only", "hybrid"), fourier_reconstructions),
+)
+
+
 def test_figures(conformance, record_figure):
-    """Pictures for the report, drawn from the implementation's own output where it has one."""
+    """Pictures for the report, drawn from the implementation's own output where it has one. A
+    figure is a courtesy: an adapter that fails while one is drawn gets a note in its place (its
+    clauses report the failure), never a failed run."""
     impl = conformance.impl
-    drawn = 0
-    if impl.provides("grid_anchors"):
-        record_figure(anchors_and_receptive_field(impl))
-        drawn += 1
-    if impl.provides("generate_proposals"):
-        record_figure(proposal_stages(impl))
-        drawn += 1
-    if all(impl.provides(op) for op in ("phase_only", "amplitude_only", "hybrid")):
-        record_figure(fourier_reconstructions(impl))
-        drawn += 1
-    if not drawn:
+    drawable = [(ops, draw) for ops, draw in FIGURES if all(impl.provides(op) for op in ops)]
+    if not drawable:
         pytest.skip("not-provided: the operations the figures draw")
+    for _, draw in drawable:
+        try:
+            record_figure(draw(impl))
+        except Exception as error:
+            record_figure(
+                {
+                    "title": draw.__name__.replace("_", " "),
+                    "svg": "",
+                    "caption": f"not drawn: {type(error).__name__}: {error}",
+                }
+            )
 
 
 def test_expectations_are_consistent(conformance, record_problems):

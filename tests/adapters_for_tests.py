@@ -85,3 +85,12 @@ def broken_torchvision() -> TorchvisionAdapter:
     torchvision.ops.nms = nms_in_index_order
     torchvision.ops.box_iou = iou_plus_one
     return TorchvisionAdapter()
+
+
+class AnchorsRaise(ReferenceAdapter):
+    def grid_anchors(self, feature_sizes, strides, sizes, ratios):
+        raise RuntimeError("anchor kernel missing")
+
+
+def anchors_raise() -> AnchorsRaise:
+    return AnchorsRaise()

@@ -75,3 +75,12 @@ def test_report_files_describe_every_clause(tmp_path):
     assert page.count("<tr style='background") == len(report["clauses"])
     assert page.count("data:image/png;base64") == 8  # the Fourier figure: 2 rows of 4 images
     assert "detspec conformance" in result.stdout
+
+
+def test_adapter_failing_while_a_figure_is_drawn_does_not_fail_the_run(tmp_path):
+    result = _run_conformance(
+        "--impl", "tests.adapters_for_tests:anchors_raise", "-k", "figures", "--report-dir", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = json.loads((tmp_path / "reference.json").read_text())["figures"]
+    assert any("not drawn: ImplementationRaised" in f["caption"] for f in figures)
