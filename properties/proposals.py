@@ -237,3 +237,43 @@ def proposals_follow_the_declared_pipeline(impl, **example):
             actual[:, 4],
         )
     check_close(actual, expected, 10 * band * (1 + np.abs(expected)), "proposals vs the declared pipeline")
+
+
+def paper_scale_example(seed: int = 0) -> dict:
+    """The paper's scale: 62 x 37 x 9 = 20,646 anchors (sizes 128-512, ratios 0.5-2, stride 16),
+    random logits and small random deltas, pre-NMS 12,000, post-NMS 2,000, NMS 0.7, min size 16."""
+    from reference.anchors import grid_anchors
+
+    rng = np.random.default_rng(seed)
+    anchors = grid_anchors((37, 62), 16, (128, 256, 512), (0.5, 1.0, 2.0), offset="centre")
+    return {
+        "anchors": anchors,
+        "logits": rng.normal(size=len(anchors)).astype(np.float32).astype(np.float64),
+        "deltas": rng.normal(0, 0.2, size=(len(anchors), 4)).astype(np.float32).astype(np.float64),
+        "levels": np.zeros(len(anchors), dtype=np.int64),
+        "image_size": (592.0, 992.0),
+        "pre_nms_top_n": 12000,
+        "post_nms_top_n": 2000,
+        "nms_threshold": 0.7,
+        "min_size": 16.0,
+    }
+
+
+@prop(
+    "proposals.scale",
+    uses=("generate_proposals",),
+    given=lambda _c: st.just(0).map(paper_scale_example),
+    schema=SCHEMA,
+)
+def paper_scale_proposals_keep_the_invariants(impl, **example):
+    """At the paper's scale (20,646 anchors, 12,000 / 2,000): finite and inside the image, sorted,
+    at most 2,000, every side >= 16, and as many proposals as the declared pipeline keeps (+-1 %:
+    float32 and float64 may settle a few IoUs at 0.7 differently)."""
+    proposals_are_finite_and_inside_the_image.check(impl, **example)
+    at_most_post_n_proposals_sorted_by_score.check(impl, **example)
+    proposals_satisfy_the_min_size.check(impl, **example)
+    count, expected = len(_run(impl, example)), len(_reference(impl, example))
+    if abs(count - expected) > 0.01 * expected:
+        fail(
+            f"{count} proposals at the paper's scale; the declared pipeline keeps {expected}", expected, count
+        )

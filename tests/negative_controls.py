@@ -861,4 +861,5 @@ CONTROLS = {
     "proposals_of_a_level_do_not_overlap_above_threshold": ProposalsWithoutNms,
     "smaller_post_n_is_a_prefix": ProposalsPostNBeforeNms,
     "proposals_follow_the_declared_pipeline": ProposalsGlobalTopN,
+    "paper_scale_proposals_keep_the_invariants": ProposalsMinSizeIgnored,
 }
