@@ -119,10 +119,16 @@ def _acceptable_labels(impl, anchors, gt_boxes, image_size, high, low) -> list[s
             else (-1 if on_low or overlaps.compare(i, top, low) > 0 else 0)
         )
         allowed.add(exact_label)
-        for nearby in (value - band, value + band):
-            if (on_high and nearby < high) or (on_low and nearby < low):
+        # every label some value within the band reaches: both ends, the thresholds inside it,
+        # and the stretch between the thresholds if the band overlaps it
+        lowest, highest = value - band, value + band
+        nearby = [lowest, highest] + [t for t in (low, high) if lowest <= t <= highest]
+        if max(low, lowest) < min(high, highest):
+            nearby.append((max(low, lowest) + min(high, highest)) / 2)
+        for point in nearby:
+            if (on_high and point < high) or (on_low and point < low):
                 continue  # exactly on a threshold: only its own side is allowed
-            allowed.add(_threshold_label(nearby, high, low))
+            allowed.add(_threshold_label(point, high, low))
         accepted.append(allowed)
     return accepted
 
