@@ -15,15 +15,13 @@ from typing import Any
 
 import hypothesis
 from hypothesis import HealthCheck, given, settings
-from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
+from hypothesis.database import ExampleDatabase
 from hypothesis.errors import FlakyFailure
 
 from conformance.expectations import Deviation
 from conformance.guard import GuardedImplementation
 from properties.checks import PropertyFailure
 from properties.registry import Property
-
-STATUSES = ("pass", "fail", "deviates", "xpass", "not-provided", "skip")
 
 
 @dataclass
@@ -205,7 +203,3 @@ def evaluate(
     if deviation is not None:
         return replay_witness(prop, impl, deviation)
     return run_property(prop, impl, base_settings, database, seed)
-
-
-def default_database(path: str = ".hypothesis/examples") -> ExampleDatabase:
-    return DirectoryBasedExampleDatabase(path)

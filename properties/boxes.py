@@ -1,13 +1,11 @@
 """Properties of the box primitives (``spec/boxes.md``).
 
-Oracles, in order of preference: exact rational arithmetic (:func:`exact_iou`) for anything
+Oracles, in order of preference: exact rational arithmetic (``properties.exact``) for anything
 decided at a threshold, the float64 reference within the declared tolerance for values, and
 metamorphic relations (translation, scaling, permutation, re-application).
 """
 
 from __future__ import annotations
-
-from fractions import Fraction
 
 import numpy as np
 from hypothesis import strategies as st
@@ -21,6 +19,7 @@ from properties.checks import (
     relative_scale,
     tolerance,
 )
+from properties.exact import ThresholdOverlaps
 from properties.interface import Conventions, ImplementationRaised
 from properties.registry import prop
 from properties.strategies.boxes import (
@@ -40,19 +39,6 @@ from properties.strategies.boxes import (
 from reference import boxes as ref
 
 BOXES_PAIR = {"boxes1": "rows4", "boxes2": "rows4"}
-
-
-def exact_iou(first: np.ndarray, second: np.ndarray, width_offset: int) -> Fraction:
-    """IoU of two boxes in exact rational arithmetic (0 for an empty union)."""
-    a = [Fraction(float(v)) for v in first]
-    b = [Fraction(float(v)) for v in second]
-    iw = max(Fraction(0), min(a[2], b[2]) - max(a[0], b[0]) + width_offset)
-    ih = max(Fraction(0), min(a[3], b[3]) - max(a[1], b[1]) + width_offset)
-    inter = iw * ih
-    area_a = (a[2] - a[0] + width_offset) * (a[3] - a[1] + width_offset)
-    area_b = (b[2] - b[0] + width_offset) * (b[3] - b[1] + width_offset)
-    union = area_a + area_b - inter
-    return inter / union if union else Fraction(0)
 
 
 def _continuous_only(conventions: Conventions) -> str | None:
@@ -521,44 +507,9 @@ def _nms_examples(_conventions: Conventions):
     ]
 
 
-class _Overlaps:
-    """Pairwise IoU of a box set classified against ``t`` with a tolerance band, decided exactly.
-
-    A float64 IoU (error ~1e-15) settles every pair farther than 1e-9 from a decision boundary;
-    the few pairs closer than that are settled in exact rational arithmetic.
-    """
-
-    MARGIN = 1e-9
-
-    def __init__(self, boxes: np.ndarray, threshold: float, width_offset: int, band: float):
-        self.boxes, self.width_offset = boxes, width_offset
-        self.threshold, self.band = threshold, band
-        self.approx = ref.pairwise_iou(boxes, boxes, width_offset)
-
-    def exact(self, i: int, j: int) -> Fraction:
-        return exact_iou(self.boxes[i], self.boxes[j], self.width_offset)
-
-    def _above(self, i: int, j: int, bound: float) -> bool:
-        """IoU > bound, exactly."""
-        value = self.approx[i, j]
-        if abs(value - bound) > self.MARGIN:
-            return bool(value > bound)
-        return self.exact(i, j) > Fraction(bound)
-
-    def clearly_above(self, i: int, j: int) -> bool:
-        return self._above(i, j, self.threshold + self.band)
-
-    def possibly_above(self, i: int, j: int) -> bool:
-        if abs(self.approx[i, j] - self.threshold) <= self.MARGIN and self.exact(i, j) == Fraction(
-            self.threshold
-        ):
-            return False  # exactly at the threshold: must not suppress
-        return self._above(i, j, self.threshold - self.band)
-
-
-def _overlaps(impl, boxes, iou_threshold) -> _Overlaps:
+def _overlaps(impl, boxes, iou_threshold) -> ThresholdOverlaps:
     conventions = impl.conventions
-    return _Overlaps(boxes, iou_threshold, conventions.width_offset, tolerance(conventions.dtype))
+    return ThresholdOverlaps(boxes, iou_threshold, conventions.width_offset, tolerance(conventions.dtype))
 
 
 @prop("boxes.nms.output", uses=("nms",), given=_nms_given, schema=NMS_SCHEMA, examples=_nms_examples)

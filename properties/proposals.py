@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from properties.boxes import _Overlaps
 from properties.checks import check_close, fail, tolerance
+from properties.exact import ThresholdOverlaps
 from properties.registry import prop
 from properties.strategies.boxes import IOU_THRESHOLDS, integer_boxes
 from reference import boxes as ref_boxes
@@ -160,7 +160,7 @@ def proposals_of_a_level_do_not_overlap_above_threshold(impl, **example):
     overlap above the NMS threshold."""
     proposals = _run(impl, example)
     sources = _candidates(impl, example)
-    overlaps = _Overlaps(
+    overlaps = ThresholdOverlaps(
         proposals[:, :4],
         example["nms_threshold"],
         impl.conventions.width_offset,

@@ -12,11 +12,10 @@ from fractions import Fraction
 import numpy as np
 from hypothesis import strategies as st
 
-from properties.boxes import exact_iou
 from properties.checks import check_close, check_equal, fail, tolerance
+from properties.exact import MARGIN, PairwiseIoU
 from properties.registry import prop
 from properties.strategies.rpn import label_vectors, loss_inputs, matching_inputs
-from reference import boxes as ref_boxes
 from reference import rpn_targets as ref_rpn
 
 MATCH_SCHEMA = {
@@ -39,26 +38,6 @@ LOSS_SCHEMA = {
     "targets": "rows4",
     "anchor_locations": "integer",
 }
-MARGIN = 1e-9
-
-
-class _Overlaps:
-    """IoU of anchors x GT boxes: float64, with exact arithmetic wherever a comparison is close."""
-
-    def __init__(self, anchors, gt_boxes, width_offset: int):
-        self.anchors, self.gt_boxes, self.offset = anchors, gt_boxes, width_offset
-        self.approx = ref_boxes.pairwise_iou(anchors, gt_boxes, width_offset)
-
-    def exact(self, i: int, j: int) -> Fraction:
-        return exact_iou(self.anchors[i], self.gt_boxes[j], self.offset)
-
-    def compare(self, i: int, j: int, bound) -> int:
-        """Sign of IoU(i, j) - bound, exactly."""
-        value = self.approx[i, j]
-        if abs(value - float(bound)) > MARGIN:
-            return 1 if value > bound else -1
-        difference = self.exact(i, j) - Fraction(bound)
-        return (difference > 0) - (difference < 0)
 
 
 def _given_matching(zero_iou_gt=False, min_gt=1):
@@ -80,7 +59,7 @@ def _acceptable_labels(impl, anchors, gt_boxes, image_size, high, low) -> list[s
     conventions = impl.conventions
     band = tolerance(conventions.dtype)
     considered = _considered(impl, anchors, image_size)
-    overlaps = _Overlaps(anchors, gt_boxes, conventions.width_offset)
+    overlaps = PairwiseIoU(anchors, gt_boxes, conventions.width_offset)
     approx = np.where(considered[:, None], overlaps.approx, -1.0)
     # the exact best IoU of every GT over the considered anchors (0: it overlaps none)
     best_exact = []
@@ -194,7 +173,7 @@ def gt_overlapping_no_anchor_makes_nothing_positive(impl, anchors, gt_boxes, ima
 def positive_anchor_is_matched_to_its_best_gt(impl, anchors, gt_boxes, image_size, high, low):
     """A positive anchor's matched GT attains that anchor's largest IoU (any of tied GTs)."""
     result = impl.match_anchors(anchors, gt_boxes, image_size, high, low)
-    overlaps = _Overlaps(anchors, gt_boxes, impl.conventions.width_offset)
+    overlaps = PairwiseIoU(anchors, gt_boxes, impl.conventions.width_offset)
     band = tolerance(impl.conventions.dtype)
     for i in np.flatnonzero(result[:, 0] == 1):
         j = int(result[i, 1])
@@ -231,7 +210,7 @@ def every_overlapping_gt_has_a_positive_anchor(impl, anchors, gt_boxes, image_si
     those of highest IoU with it."""
     labels = impl.match_anchors(anchors, gt_boxes, image_size, high, low)[:, 0]
     considered = _considered(impl, anchors, image_size)
-    overlaps = _Overlaps(anchors, gt_boxes, impl.conventions.width_offset)
+    overlaps = PairwiseIoU(anchors, gt_boxes, impl.conventions.width_offset)
     band = tolerance(impl.conventions.dtype)
     for j in range(len(gt_boxes)):
         column = np.where(considered, overlaps.approx[:, j], -1.0)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from properties.boxes import exact_iou
+from properties.exact import exact_iou
 from properties.strategies.boxes import IOU_THRESHOLDS, box_arrays, pair_at_iou, score_vectors
 from reference import boxes as ref
 

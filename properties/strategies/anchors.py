@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from reference.receptive_field import Layer, receptive_field
 
 STRIDES = st.one_of(st.sampled_from([4, 8, 16, 32, 64]), st.integers(1, 64))
-FEATURE_SIZES = st.lists(st.integers(0, 9), min_size=2, max_size=2)
 PAPER = {
     "feature_sizes": [[37, 62]],
     "strides": [16],
