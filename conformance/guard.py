@@ -30,6 +30,8 @@ def provides(adapter: Any, operation: str) -> bool:
 
 
 def _copy(value: Any) -> Any:
+    if isinstance(value, list) and any(isinstance(v, np.ndarray) for v in value):
+        return [_copy(v) for v in value]  # a list of feature maps
     return value.copy() if isinstance(value, np.ndarray) else value
 
 

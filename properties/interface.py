@@ -33,6 +33,11 @@ class Conventions:
     rpn_smooth_l1_beta: str = "1/9"  # or "1", "0" (pure L1)
     proposal_pipeline: str = "per-level"  # or "global" (py-faster-rcnn)
     proposal_min_size_stage: str = "after-top-n"  # or "before-top-n" (py-faster-rcnn)
+    roi_gt_candidates: str = "added"  # or "not-added": GT boxes join the RoI candidates
+    roi_fill: str = "shorter"  # or "repeat-negatives": scarce backgrounds repeated to fill the batch
+    roi_background_label: str = "zero"  # or "num-classes" (detectron2, mmdetection)
+    roi_background_low: str = "parameter"  # or "zero-only": no lower background IoU threshold
+    roi_smooth_l1_beta: str = "1/9"  # or "1" (Fast R-CNN, py-faster-rcnn), "0" (L1)
 
     ALLOWED: ClassVar[dict[str, tuple[str, ...]]] = {
         "box_width": ("continuous", "legacy"),
@@ -47,6 +52,11 @@ class Conventions:
         "rpn_smooth_l1_beta": ("1/9", "1", "0"),
         "proposal_pipeline": ("per-level", "global"),
         "proposal_min_size_stage": ("after-top-n", "before-top-n"),
+        "roi_gt_candidates": ("added", "not-added"),
+        "roi_fill": ("shorter", "repeat-negatives"),
+        "roi_background_label": ("zero", "num-classes"),
+        "roi_background_low": ("parameter", "zero-only"),
+        "roi_smooth_l1_beta": ("1/9", "1", "0"),
     }
 
     def __post_init__(self) -> None:
@@ -60,6 +70,10 @@ class Conventions:
     @property
     def beta(self) -> float:
         return {"1/9": 1 / 9, "1": 1.0, "0": 0.0}[self.rpn_smooth_l1_beta]
+
+    @property
+    def roi_beta(self) -> float:
+        return {"1/9": 1 / 9, "1": 1.0, "0": 0.0}[self.roi_smooth_l1_beta]
 
     @property
     def width_offset(self) -> int:
@@ -82,6 +96,11 @@ class Operation:
 
 def _rows(argument: Any) -> int:
     return len(argument)
+
+
+def _pooled(features, rois, output_size, *_) -> tuple[int, ...]:
+    channels = len(features[0]) if isinstance(features, list | tuple) else np.shape(features)[0]
+    return (_rows(rois), channels, int(output_size[0]), int(output_size[1]))
 
 
 def _anchor_count(feature_sizes, _strides, sizes, ratios) -> tuple[int, int]:
@@ -176,6 +195,52 @@ OPERATIONS: dict[str, Operation] = {
             ("logits", "deltas", "sampled", "targets", "anchor_locations"),
             "array",
             lambda logits, *_: (_rows(logits), 5),
+        ),
+        # RoI-head training (spec/roi_head.md): rows x1, y1, x2, y2, label, matched GT, 4 targets
+        Operation(
+            "sample_rois",
+            (
+                "proposals",
+                "gt_boxes",
+                "gt_labels",
+                "num_classes",
+                "batch_size",
+                "positive_fraction",
+                "fg_threshold",
+                "bg_high",
+                "bg_low",
+                "weights",
+                "seed",
+            ),
+            "array",
+            lambda *_: (None, 10),
+        ),
+        Operation(
+            "fast_rcnn_loss",
+            ("class_logits", "box_regression", "labels", "targets"),
+            "array",
+            lambda *_: (2,),
+        ),
+        Operation(
+            "fast_rcnn_loss_gradient",
+            ("class_logits", "box_regression", "labels", "targets"),
+            "array",
+            lambda logits, *_: (_rows(logits), 5 * np.shape(logits)[1]),
+        ),
+        # RoI feature extraction: features (C, H, W) of one image, RoIs (R, 4) in image coordinates
+        Operation(
+            "roi_align",
+            ("features", "rois", "output_size", "spatial_scale", "sampling_ratio", "aligned"),
+            "array",
+            _pooled,
+        ),
+        Operation("roi_pool", ("features", "rois", "output_size", "spatial_scale"), "array", _pooled),
+        # features: a list of (C, H, W) maps, finest first
+        Operation(
+            "multiscale_roi_align",
+            ("features", "rois", "output_size", "sampling_ratio", "image_size"),
+            "array",
+            _pooled,
         ),
         Operation(
             "backbone_receptive_field_support",

@@ -26,6 +26,8 @@ PROPERTY_MODULES = (
     "properties.rpn_training",
     "properties.fourier",
     "properties.proposals",
+    "properties.roi_head",
+    "properties.roi_pooling",
 )
 
 #: Field kinds: how a field of an example is written to JSON/TOML and read back.

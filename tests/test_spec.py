@@ -18,6 +18,7 @@ def test_spec_has_clauses_in_every_area_file():
         "rpn_training.md",
         "fourier.md",
         "proposals.md",
+        "roi_head.md",
     }
 
 

@@ -9,6 +9,8 @@ from reference import boxes as ref
 from reference import fourier as ref_fourier
 from reference import proposals as ref_proposals
 from reference import receptive_field as ref_rf
+from reference import roi_pooling as ref_pool
+from reference import roi_targets as ref_roi
 from reference import rpn_targets as ref_rpn
 
 
@@ -131,6 +133,62 @@ class ReferenceAdapter:
             logits, deltas, sampled, targets, c.beta, c.rpn_loss_normaliser, anchor_locations
         )
 
+    def sample_rois(
+        self,
+        proposals,
+        gt_boxes,
+        gt_labels,
+        num_classes,
+        batch_size,
+        positive_fraction,
+        fg_threshold,
+        bg_high,
+        bg_low,
+        weights,
+        seed,
+    ):
+        c = self.conventions
+        return ref_roi.sample_rois(
+            proposals,
+            gt_boxes,
+            gt_labels,
+            int(num_classes),
+            int(batch_size),
+            positive_fraction,
+            fg_threshold,
+            bg_high,
+            bg_low,
+            weights,
+            int(seed),
+            c.roi_gt_candidates,
+            c.roi_fill,
+            c.roi_background_label,
+            self._width,
+        )
+
+    def fast_rcnn_loss(self, class_logits, box_regression, labels, targets):
+        c = self.conventions
+        return ref_roi.fast_rcnn_loss(
+            class_logits, box_regression, labels, targets, c.roi_beta, c.roi_background_label
+        )
+
+    def fast_rcnn_loss_gradient(self, class_logits, box_regression, labels, targets):
+        c = self.conventions
+        return ref_roi.fast_rcnn_loss_gradient(
+            class_logits, box_regression, labels, targets, c.roi_beta, c.roi_background_label
+        )
+
+    def roi_align(self, features, rois, output_size, spatial_scale, sampling_ratio, aligned):
+        return ref_pool.roi_align(
+            features, rois, output_size, spatial_scale, int(sampling_ratio), bool(aligned)
+        )
+
+    def roi_pool(self, features, rois, output_size, spatial_scale):
+        return ref_pool.roi_pool(features, rois, output_size, spatial_scale)
+
+    def multiscale_roi_align(self, features, rois, output_size, sampling_ratio, image_size):
+        return ref_pool.multiscale_roi_align(features, rois, output_size, int(sampling_ratio), image_size)
+
 
 def reference() -> ReferenceAdapter:
     return ReferenceAdapter()
@@ -138,7 +196,8 @@ def reference() -> ReferenceAdapter:
 
 def reference_legacy() -> ReferenceAdapter:
     """The reference with every convention at a non-default value: py-faster-rcnn's ``+1`` box
-    widths and anchors, strict min size, a symmetric decode clamp, size-major anchor order."""
+    widths and anchors, strict min size, a symmetric decode clamp, size-major anchor order, RoI
+    sampling without the GT boxes and with repeated negatives, background as the last class."""
     return ReferenceAdapter(
         Conventions(
             box_width="legacy",
@@ -152,6 +211,10 @@ def reference_legacy() -> ReferenceAdapter:
             rpn_smooth_l1_beta="1",
             proposal_pipeline="global",
             proposal_min_size_stage="before-top-n",
+            roi_gt_candidates="not-added",
+            roi_fill="repeat-negatives",
+            roi_background_label="num-classes",
+            roi_smooth_l1_beta="1",
         ),
         name="reference-legacy",
     )

@@ -14,6 +14,7 @@ import torchvision
 from torch import nn
 from torchvision.models.detection import _utils as det_utils
 from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 
 from properties.interface import Conventions
@@ -35,6 +36,11 @@ class TorchvisionAdapter:
         rpn_smooth_l1_beta="1/9",
         proposal_pipeline="per-level",
         proposal_min_size_stage="after-top-n",
+        roi_gt_candidates="added",
+        roi_fill="shorter",
+        roi_background_label="zero",
+        roi_background_low="zero-only",
+        roi_smooth_l1_beta="1/9",
     )
 
     def __init__(self, dtype: torch.dtype = torch.float32) -> None:
@@ -181,6 +187,105 @@ class TorchvisionAdapter:
             [n for n in per_level if n] or [0],
         )
         return torch.cat([boxes, scores[:, None]], dim=1).numpy()
+
+    def sample_rois(
+        self,
+        proposals,
+        gt_boxes,
+        gt_labels,
+        num_classes,
+        batch_size,
+        positive_fraction,
+        fg_threshold,
+        bg_high,
+        bg_low,
+        weights,
+        seed,
+    ):
+        """``RoIHeads.select_training_samples`` (GT boxes appended, ``Matcher(fg, bg_high)``,
+        ``BalancedPositiveNegativeSampler``, ``BoxCoder(weights)``), seeded like
+        :meth:`sample_balanced`. torchvision has no lower background threshold: every RoI below
+        ``bg_high`` is background, so ``bg_low > 0`` cannot be expressed and is refused."""
+        if bg_low > 0:
+            raise ValueError(
+                f"torchvision's RoIHeads has no lower background IoU threshold; bg_low={bg_low} "
+                "cannot be expressed (every RoI with IoU < bg_iou_thresh is background)"
+            )
+        heads = RoIHeads(
+            None,
+            None,
+            None,
+            fg_iou_thresh=float(fg_threshold),
+            bg_iou_thresh=float(bg_high),
+            batch_size_per_image=int(batch_size),
+            positive_fraction=float(positive_fraction),
+            bbox_reg_weights=tuple(float(w) for w in weights),
+            score_thresh=0.05,
+            nms_thresh=0.5,
+            detections_per_img=100,
+        )
+        target = {
+            "boxes": self._tensor(gt_boxes).reshape(-1, 4),
+            "labels": torch.as_tensor(np.asarray(gt_labels), dtype=torch.int64),
+        }
+        with torch.random.fork_rng():
+            torch.manual_seed(int(seed))
+            (rois,), (matched,), (labels,), (targets,) = heads.select_training_samples(
+                [self._tensor(proposals).reshape(-1, 4)], [target]
+            )
+        matched = torch.where(labels > 0, matched, -1)  # torchvision clamps background to GT 0
+        columns = [rois, labels[:, None].to(self.dtype), matched[:, None].to(self.dtype), targets]
+        return torch.cat(columns, dim=1).detach().numpy()
+
+    def _head_loss(self, class_logits, box_regression, labels, targets, requires_grad=False):
+        logits = self._tensor(class_logits).requires_grad_(requires_grad)
+        boxes = self._tensor(box_regression).requires_grad_(requires_grad)
+        labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+        cls, box = fastrcnn_loss(logits, boxes, [labels_t], [self._tensor(targets).reshape(-1, 4)])
+        return logits, boxes, cls, box
+
+    def fast_rcnn_loss(self, class_logits, box_regression, labels, targets):
+        _, _, cls, box = self._head_loss(class_logits, box_regression, labels, targets)
+        return np.array([cls.item(), box.item()])
+
+    def fast_rcnn_loss_gradient(self, class_logits, box_regression, labels, targets):
+        logits, boxes, cls, box = self._head_loss(class_logits, box_regression, labels, targets, True)
+        d_logits, d_boxes = torch.autograd.grad(cls + box, [logits, boxes], allow_unused=True)
+        d_logits = torch.zeros_like(logits) if d_logits is None else d_logits
+        d_boxes = torch.zeros_like(boxes) if d_boxes is None else d_boxes
+        return torch.cat([d_logits, d_boxes], dim=1).detach().numpy()
+
+    def roi_align(self, features, rois, output_size, spatial_scale, sampling_ratio, aligned):
+        pooled = torchvision.ops.roi_align(
+            self._tensor(features)[None],
+            [self._tensor(rois).reshape(-1, 4)],
+            tuple(int(v) for v in output_size),
+            float(spatial_scale),
+            int(sampling_ratio),
+            bool(aligned),
+        )
+        return pooled.numpy()
+
+    def roi_pool(self, features, rois, output_size, spatial_scale):
+        pooled = torchvision.ops.roi_pool(
+            self._tensor(features)[None],
+            [self._tensor(rois).reshape(-1, 4)],
+            tuple(int(v) for v in output_size),
+            float(spatial_scale),
+        )
+        return pooled.numpy()
+
+    def multiscale_roi_align(self, features, rois, output_size, sampling_ratio, image_size):
+        """``MultiScaleRoIAlign`` over maps named "0", "1", ...; it infers each level's scale from
+        the map and image sizes and assigns RoIs with its ``LevelMapper``."""
+        names = [str(i) for i in range(len(features))]
+        pooler = torchvision.ops.MultiScaleRoIAlign(
+            names, tuple(int(v) for v in output_size), int(sampling_ratio)
+        )
+        maps = {name: self._tensor(f)[None] for name, f in zip(names, features, strict=True)}
+        height, width = image_size
+        pooled = pooler(maps, [self._tensor(rois).reshape(-1, 4)], [(int(height), int(width))])
+        return pooled.numpy()
 
     # Fourier operations with torch.fft (the torch half of the numpy.fft / torch.fft pair)
 

@@ -1,0 +1,174 @@
+"""Strategies for the RoI head: proposals and GT boxes to sample from, thresholds, losses, and
+feature maps with RoIs to pool.
+
+Sampling inputs use small integer coordinates (every IoU is an exact ratio of integers in
+float32 too) and steer towards the corners: RoIs identical to a GT, exactly at a threshold,
+touching, far from every GT; no GT, no proposal, only foreground, only background.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+
+from properties.interface import Conventions
+from properties.strategies.boxes import CODER_WEIGHTS, integer_boxes, pair_at_iou
+from reference.roi_targets import object_classes
+
+#: Batch sizes: the seed's 128, torchvision's 512, and small ones that make every budget bind.
+ROI_BATCH_SIZES = st.one_of(st.sampled_from([128, 512]), st.integers(0, 24))
+#: Foreground fractions: the paper's 1/4, the endpoints, a half, arbitrary reals.
+ROI_FRACTIONS = st.one_of(st.just(0.25), st.sampled_from([0.0, 0.5, 1.0]), st.floats(0, 1))
+_DYADIC = st.integers(0, 16).map(lambda k: k / 16)
+
+
+def _related_proposal(draw, gt: list[int]) -> list[int]:
+    """A proposal near a GT box: a copy, a shift, a crop, an enlargement, or far away."""
+    x1, y1, x2, y2 = gt
+    kind = draw(st.sampled_from(["copy", "shift", "crop", "grow", "far"]))
+    if kind == "copy":
+        return list(gt)
+    if kind == "shift":
+        dx, dy = draw(st.integers(-16, 16)), draw(st.integers(-16, 16))
+        return [x1 + dx, y1 + dy, x2 + dx, y2 + dy]
+    if kind == "crop":
+        nx1, ny1 = draw(st.integers(x1, x2 - 1)), draw(st.integers(y1, y2 - 1))
+        return [nx1, ny1, draw(st.integers(nx1 + 1, x2)), draw(st.integers(ny1 + 1, y2))]
+    if kind == "grow":
+        return [
+            x1 - draw(st.integers(0, 16)),
+            y1 - draw(st.integers(0, 16)),
+            x2 + draw(st.integers(0, 16)),
+            y2,
+        ]
+    return [x1 + 4000, y1 + 4000, x2 + 4000, y2 + 4000]
+
+
+def _thresholds(draw, conventions: Conventions, exact: float | None) -> tuple[float, float, float]:
+    """``(fg, bg_high, bg_low)`` with ``0 <= bg_low <= bg_high <= fg``, ``fg > 0``; one of them at
+    ``exact`` (an IoU that occurs) when given. ``bg_low`` is 0 for a zero-only implementation."""
+    fg = draw(st.one_of(st.just(0.5), _DYADIC.filter(bool), st.floats(0.01, 1)))
+    bg_high = draw(st.one_of(st.just(min(fg, 0.5)), st.floats(0, 1).map(lambda v: v * fg)))
+    bg_low = draw(
+        st.one_of(st.just(0.0), st.just(min(0.1, bg_high)), st.floats(0, 1).map(lambda v: v * bg_high))
+    )
+    if exact is not None and exact > 0:
+        which = draw(st.sampled_from(["fg", "bg_high", "bg_low"]))
+        if which == "fg":
+            fg, bg_high, bg_low = exact, min(bg_high, exact), min(bg_low, exact)
+        elif which == "bg_high":
+            fg, bg_high, bg_low = max(fg, exact), exact, min(bg_low, exact)
+        else:
+            fg, bg_high, bg_low = max(fg, exact), max(bg_high, exact), exact
+    if conventions.roi_background_low == "zero-only":
+        bg_low = 0.0
+    return fg, bg_high, bg_low
+
+
+@st.composite
+def sampling_inputs(draw, conventions: Conventions):
+    """Proposals, GT boxes with class labels, the class count and every sampling parameter."""
+    num_classes = draw(st.integers(1, 5))
+    classes = object_classes(num_classes, conventions.roi_background_label)
+    gt = draw(integer_boxes(0, 4, degenerate=False, huge=False))
+    proposals = draw(integer_boxes(0, 6, degenerate=False, huge=False))
+    if gt:
+        for _ in range(draw(st.integers(0, 8))):
+            proposals.append(_related_proposal(draw, gt[draw(st.integers(0, len(gt) - 1))]))
+    exact = None
+    if draw(st.booleans()):  # a proposal exactly at a dyadic IoU with a GT box
+        pair, exact = draw(pair_at_iou(conventions.width_offset, scaled=False).filter(lambda p: p[1] > 0))
+        proposals.append([int(v) for v in pair[0]])
+        gt.append([int(v) for v in pair[1]])
+    fg, bg_high, bg_low = _thresholds(draw, conventions, exact)
+    labels = draw(st.lists(st.sampled_from(classes), min_size=len(gt), max_size=len(gt)))
+    return {
+        "proposals": np.asarray(proposals, dtype=np.float64).reshape(-1, 4),
+        "gt_boxes": np.asarray(gt, dtype=np.float64).reshape(-1, 4),
+        "gt_labels": np.asarray(labels, dtype=np.int64),
+        "num_classes": num_classes,
+        "batch_size": draw(ROI_BATCH_SIZES),
+        "positive_fraction": draw(ROI_FRACTIONS),
+        "fg_threshold": fg,
+        "bg_high": bg_high,
+        "bg_low": bg_low,
+        "weights": draw(CODER_WEIGHTS),
+        "seed": draw(st.integers(0, 2**32 - 1)),
+    }
+
+
+@st.composite
+def fast_rcnn_loss_inputs(draw, conventions: Conventions, empty: bool = False):
+    """Class logits ``(R, K)``, box outputs ``(R, 4K)``, labels (background included) and
+    targets; ``R = 0`` with ``empty``."""
+    num_classes = draw(st.integers(1, 4))
+    count = 0 if empty else draw(st.integers(1, 12))
+    classes = num_classes + 1
+    labels = draw(st.lists(st.integers(0, num_classes), min_size=count, max_size=count))
+    real = st.floats(-6, 6, allow_subnormal=False)
+
+    def matrix(rows: int, columns: int) -> np.ndarray:
+        values = draw(st.lists(real, min_size=rows * columns, max_size=rows * columns))
+        return np.asarray(values, dtype=np.float64).reshape(rows, columns)
+
+    return {
+        "num_classes": num_classes,
+        "class_logits": matrix(count, classes),
+        "box_regression": matrix(count, 4 * classes),
+        "labels": np.asarray(labels, dtype=np.int64),
+        "targets": matrix(count, 4),
+    }
+
+
+# --- pooling ----------------------------------------------------------------------------------
+
+#: Strides of a feature map (spatial scale 1/stride): exact in float32.
+STRIDES = st.sampled_from([1, 2, 4, 8, 16])
+
+
+@st.composite
+def feature_maps(draw, channels=(1, 3), side=(1, 10)):
+    """A ``(C, H, W)`` map of small dyadic values (exact in float32; ties for max pooling)."""
+    c = draw(st.integers(*channels))
+    h, w = draw(st.integers(*side)), draw(st.integers(*side))
+    values = draw(st.lists(st.integers(-16, 16), min_size=c * h * w, max_size=c * h * w))
+    return np.asarray(values, dtype=np.float64).reshape(c, h, w) / 4
+
+
+@st.composite
+def rois_on(draw, height: int, width: int, stride: int, count=(0, 5), unit: float = 0.25, outside=True):
+    """RoIs in image coordinates on a grid of ``unit`` pixels (relative to the stride), around a
+    ``height`` x ``width`` map: inside it, across its border, wholly outside (``outside``), tiny
+    (narrower than a cell) and empty."""
+    rows = []
+    margin = 4 if outside else 0
+    cells = st.integers(int(-margin / unit), int((width + margin) / unit))
+    cells_y = st.integers(int(-margin / unit), int((height + margin) / unit))
+    for _ in range(draw(st.integers(*count))):
+        x1, y1 = draw(cells), draw(cells_y)
+        size = st.integers(0, int(max(width, height) / unit) + 4)
+        kind = draw(st.sampled_from(["free", "free", "tiny", "empty"]))
+        if kind == "free":
+            w, h = draw(size), draw(size)
+        elif kind == "tiny":
+            w, h = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+        else:
+            w, h = 0, draw(size)
+        rows.append([x1, y1, x1 + w, y1 + h])
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 4) * unit * stride
+
+
+@st.composite
+def pooling_inputs(draw, outside: bool = True, fixed_sampling: bool = False):
+    """A map, RoIs, an output size, a spatial scale, a sampling ratio and the aligned flag."""
+    features = draw(feature_maps())
+    _, height, width = features.shape
+    stride = draw(STRIDES)
+    return {
+        "features": features,
+        "rois": draw(rois_on(height, width, stride, outside=outside)),
+        "output_size": (float(draw(st.integers(1, 4))), float(draw(st.integers(1, 4)))),
+        "spatial_scale": 1.0 / stride,
+        "sampling_ratio": draw(st.integers(1, 4) if fixed_sampling else st.integers(0, 4)),
+        "aligned": int(draw(st.booleans())),
+    }
