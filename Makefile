@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.boxes
 	$(PY) -m benchmarks.rpn_targets
 	$(PY) -m benchmarks.proposals
+	$(PY) -m benchmarks.roi_head
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

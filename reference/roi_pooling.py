@@ -60,15 +60,23 @@ def roi_pool(features, rois, output_size, spatial_scale: float) -> np.ndarray:
     features, rois, (ph, pw), scale = _check_pooling_inputs(features, rois, output_size, spatial_scale)
     channels, height, width = features.shape
     corners = round_half_away(rois * scale).astype(np.int64)
-    output = np.zeros((len(rois), channels, ph, pw))
+    channels_last = np.ascontiguousarray(features.transpose(1, 2, 0))  # (H, W, C): fast maxima
+    output = np.zeros((len(rois), ph, pw, channels))
     for r, (x1, y1, x2, y2) in enumerate(corners):
         rows = roi_pool_bins(int(y1), int(y2), ph, height)
         columns = roi_pool_bins(int(x1), int(x2), pw, width)
+        # the max over each band of rows (within the RoI's columns), then over each band of
+        # columns: ph + pw slices instead of ph * pw
+        first, last = columns[0][0], columns[-1][1]
+        by_row = np.full((ph, max(last - first, 0), channels), -np.inf)
         for i, (top, bottom) in enumerate(rows):
-            for j, (left, right) in enumerate(columns):
-                if bottom > top and right > left:
-                    output[r, :, i, j] = features[:, top:bottom, left:right].max(axis=(1, 2))
-    return output
+            if bottom > top:
+                by_row[i] = channels_last[top:bottom, first:last].max(axis=0)
+        for j, (left, right) in enumerate(columns):
+            if right > left:
+                output[r, :, j] = by_row[:, left - first : right - first].max(axis=1)
+    output[np.isneginf(output)] = 0.0  # an empty bin
+    return output.transpose(0, 3, 1, 2)
 
 
 def sample_grid(start: float, length: float, bins: int, sampling_ratio: int) -> np.ndarray:
@@ -84,18 +92,18 @@ def bilinear_weights(points: np.ndarray, size: int) -> np.ndarray:
     """``(n, size)`` interpolation weights of 1-D sample points over ``size`` cells, as the
     RoIAlign kernels do it: a point below -1 or above ``size`` reads 0; a point in ``[-1, 0)``
     reads cell 0; a point at or beyond the last cell reads the last cell."""
+    points = np.asarray(points, dtype=np.float64)
+    inside = ((points >= -1.0) & (points <= size)).astype(np.float64)
+    clamped = np.maximum(points, 0.0)
+    low = np.floor(clamped).astype(np.int64)
+    at_end = low >= size - 1
+    low = np.where(at_end, size - 1, low)
+    high = np.where(at_end, size - 1, low + 1)
+    fraction = np.where(at_end, 0.0, clamped - low)
     weights = np.zeros((len(points), size))
-    for k, point in enumerate(points):
-        if point < -1.0 or point > size:
-            continue
-        point = max(point, 0.0)
-        low = int(np.floor(point))
-        if low >= size - 1:
-            weights[k, size - 1] = 1.0
-            continue
-        fraction = point - low
-        weights[k, low] += 1.0 - fraction
-        weights[k, low + 1] += fraction
+    rows = np.arange(len(points))
+    np.add.at(weights, (rows, low), (1.0 - fraction) * inside)
+    np.add.at(weights, (rows, high), fraction * inside)
     return weights
 
 
@@ -124,6 +132,7 @@ def roi_align(
     if not isinstance(sampling_ratio, numbers.Integral) or sampling_ratio < 0:
         raise ValueError(f"sampling_ratio: expected an integer >= 0, got {sampling_ratio!r}")
     channels, height, width = features.shape
+    channels_last = np.ascontiguousarray(features.transpose(1, 2, 0))  # (H, W, C): large GEMMs
     output = np.zeros((len(rois), channels, ph, pw))
     for r, roi in enumerate(rois):
         ys, xs = align_sample_points(roi, (ph, pw), scale, sampling_ratio, aligned)
@@ -132,7 +141,16 @@ def roi_align(
         # bilinear interpolation is separable: average the row and the column weights per bin
         row_weights = bilinear_weights(ys.ravel(), height).reshape(ph, -1, height).mean(axis=1)
         column_weights = bilinear_weights(xs.ravel(), width).reshape(pw, -1, width).mean(axis=1)
-        output[r] = np.einsum("ph,chw,qw->cpq", row_weights, features, column_weights)
+        # only the rows and columns some sample touches: (ph, h) x (h, w, C) x (w, pw)
+        used_rows = np.flatnonzero(row_weights.any(axis=0))
+        used_columns = np.flatnonzero(column_weights.any(axis=0))
+        if used_rows.size and used_columns.size:
+            top, bottom = used_rows[0], used_rows[-1] + 1
+            left, right = used_columns[0], used_columns[-1] + 1
+            window = channels_last[top:bottom, left:right]  # (h, w, C)
+            by_row = np.tensordot(row_weights[:, top:bottom], window, axes=1)  # (ph, w, C)
+            pooled = np.tensordot(column_weights[:, left:right], by_row, axes=([1], [1]))  # (pw, ph, C)
+            output[r] = pooled.transpose(2, 1, 0)
     return output
 
 

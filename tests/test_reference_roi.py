@@ -1,0 +1,158 @@
+"""The RoI-head reference against the spec's statements and hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reference import roi_pooling as pool
+from reference import roi_targets as ref
+
+GT = np.array([[0.0, 0.0, 100.0, 100.0]])
+
+
+def _proposals(foreground: int, background: int) -> np.ndarray:
+    """``foreground`` RoIs shifted 1, 2, ... px from GT (IoU >= 0.5 up to 33 px) and
+    ``background`` RoIs far from it."""
+    fg = [[k, 0, 100 + k, 100] for k in range(1, foreground + 1)]
+    bg = [[1000 + 20 * k, 1000, 1010 + 20 * k, 1010] for k in range(background)]
+    return np.array(fg + bg, dtype=np.float64).reshape(-1, 4)
+
+
+def test_seed_budget_is_32_foreground_and_96_background():
+    rows = ref.sample_rois(_proposals(33, 2000), GT, [1], 20, 128, 0.25, seed=3)
+    assert (rows[:, 4] != 0).sum() == 32 and (rows[:, 4] == 0).sum() == 96  # of 33 + the GT box
+
+
+def test_scarce_backgrounds_give_a_shorter_batch_or_are_repeated_evenly():
+    proposals = _proposals(10, 5)
+    short = ref.sample_rois(proposals, GT, [1], 1, 128, 0.25)
+    assert len(short) == 11 + 5
+    filled = ref.sample_rois(proposals, GT, [1], 1, 128, 0.25, fill="repeat-negatives")
+    assert len(filled) == 128
+    _, counts = np.unique(filled[filled[:, 4] == 0, :4], axis=0, return_counts=True)
+    assert sorted(set(counts.tolist())) == [23, 24]  # 117 places over 5 backgrounds
+
+
+def test_only_foreground_candidates_give_at_most_the_foreground_budget():
+    for fill in ref.FILL_POLICIES:
+        rows = ref.sample_rois(_proposals(33, 0), GT, [2], 2, 128, 0.25, fill=fill)
+        assert len(rows) == 32 and np.all(rows[:, 4] == 2)
+
+
+def test_background_band_excludes_rois_below_bg_low():
+    near = np.array([[60.0, 0, 160, 100]])  # IoU 40/160 = 0.25
+    far = np.array([[95.0, 0, 195, 100]])  # IoU 5/195 ~ 0.026
+    both = np.concatenate([near, far])
+    rows = ref.sample_rois(both, GT, [1], 1, 8, 0.25, bg_low=0.1, gt_candidates="not-added")
+    assert rows[:, :4].tolist() == near.tolist()
+
+
+def test_foreground_threshold_is_inclusive():
+    at_half = np.array([[0.0, 0, 100, 50]])  # IoU exactly 0.5
+    rows = ref.sample_rois(at_half, GT, [3], 3, 8, 1.0, gt_candidates="not-added")
+    assert rows[:, 4].tolist() == [3] and rows[0, 5] == 0
+
+
+def test_background_label_convention():
+    rows = ref.sample_rois(_proposals(1, 1), GT, [0], 4, 8, 0.5, background_label="num-classes")
+    assert sorted(rows[:, 4].tolist()) == [0, 0, 4]
+
+
+def test_targets_are_weighted_encodings_and_zero_for_background():
+    rows = ref.sample_rois(np.array([[10.0, 0, 110, 100], [500.0, 500, 510, 510]]), GT, [1], 1, 8, 0.5)
+    shifted = rows[(rows[:, 4] == 1) & (rows[:, 0] == 10)]
+    assert np.allclose(shifted[0, 6:], [-1.0, 0, 0, 0])  # 10 * (50 - 60) / 100
+    assert np.all(rows[rows[:, 4] == 0, 6:] == 0)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"proposals": [[5.0, 0, 1, 1]]}, "proposals: x2 < x1"),
+        ({"gt_labels": [0]}, "gt_labels: expected object classes in \\[1, 3\\]"),
+        ({"bg_high": 0.7}, "bg_low <= bg_high <= fg_threshold"),
+        ({"fg_threshold": 0.0, "bg_high": 0.0}, "fg_threshold: must be > 0"),
+        ({"batch_size": -1}, "batch_size"),
+        ({"fill": "replace"}, "unknown fill policy"),
+        ({"gt_boxes": [[0.0, 0, "nan", 1]]}, "gt_boxes: NaN"),
+    ],
+)
+def test_bad_sampling_input_is_named(changes, message):
+    arguments = {
+        "proposals": _proposals(2, 2),
+        "gt_boxes": GT,
+        "gt_labels": [1],
+        "num_classes": 3,
+        "batch_size": 8,
+        **changes,
+    }
+    with pytest.raises(ValueError, match=message):
+        ref.sample_rois(**arguments)
+
+
+def test_loss_regresses_foreground_only_in_the_gt_class_columns():
+    logits = np.zeros((2, 3))
+    boxes = np.arange(24.0).reshape(2, 12) / 10
+    gradient = ref.fast_rcnn_loss_gradient(logits, boxes, [2, 0], np.zeros((2, 4)), beta=1.0)
+    box = gradient[:, 3:].reshape(2, 3, 4)
+    assert np.count_nonzero(box[1]) == 0  # the background RoI
+    assert np.count_nonzero(box[0, :2]) == 0 and np.all(box[0, 2] != 0)
+    assert np.all(gradient[:, :3].sum(axis=1) == pytest.approx(0))  # softmax - onehot, both RoIs
+
+
+def test_loss_divides_the_box_term_by_all_rois():
+    boxes = np.zeros((4, 8))
+    boxes[0, 4:] = 2.0  # foreground RoI 0 of class 1: |2 - 0| - 0.5 per coordinate (beta 1)
+    loss = ref.fast_rcnn_loss(np.zeros((4, 2)), boxes, [1, 0, 0, 0], np.zeros((4, 4)), beta=1.0)
+    assert loss.tolist() == pytest.approx([np.log(2), 4 * 1.5 / 4])
+
+
+def test_loss_of_no_roi_is_zero():
+    assert ref.fast_rcnn_loss(np.zeros((0, 3)), np.zeros((0, 12)), [], np.zeros((0, 4))).tolist() == [0, 0]
+
+
+FEATURES = np.arange(16.0).reshape(1, 4, 4)
+
+
+def test_roi_pool_by_hand():
+    # the whole map in 2x2 bins: the max of each quadrant
+    out = pool.roi_pool(FEATURES, [[0.0, 0, 48, 48]], (2, 2), 1 / 16)
+    assert out[0, 0].tolist() == [[5.0, 7.0], [13.0, 15.0]]
+
+
+def test_roi_pool_rounds_halves_away_from_zero():
+    # 8 / 16 = 0.5 rounds to cell 1 (NumPy's round would give 0)
+    out = pool.roi_pool(FEATURES, [[8.0, 0, 8, 0]], (1, 1), 1 / 16)
+    assert out[0, 0, 0, 0] == 1.0
+
+
+def test_roi_align_by_hand():
+    features = np.array([[[0.0, 1.0], [2.0, 3.0]]])
+    # one sample at (0.5, 0.5): the mean of the four cells
+    assert pool.roi_align(features, [[0.0, 0, 1, 1]], (1, 1), 1.0, 1, False)[0, 0, 0, 0] == 1.5
+    # aligned: the RoI (0.5, 0.5)-(1.5, 1.5) is the same sample
+    assert pool.roi_align(features, [[0.5, 0.5, 1.5, 1.5]], (1, 1), 1.0, 1, True)[0, 0, 0, 0] == 1.5
+    # wholly outside the map: 0
+    assert pool.roi_align(features, [[10.0, 10, 12, 12]], (1, 1), 1.0, 2, False)[0, 0, 0, 0] == 0
+
+
+def test_fpn_levels_at_and_around_the_boundaries():
+    sides = np.array([224.0, 223.0, 112.0, 448.0, 447.0, 1.0, 4000.0])
+    rois = np.stack([np.zeros(7), np.zeros(7), sides, sides], axis=1)
+    assert pool.fpn_levels(rois, 2, 5).tolist() == [4, 3, 3, 5, 4, 2, 5]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: pool.roi_align(np.zeros((4, 4)), [[0.0, 0, 1, 1]], (2, 2), 1.0), "features: expected shape"),
+        (lambda: pool.roi_align(FEATURES, [[0.0, 0, 1]], (2, 2), 1.0), "rois: expected shape"),
+        (lambda: pool.roi_align(FEATURES, [[0.0, 0, 1, 1]], (0, 2), 1.0), "output_size"),
+        (lambda: pool.roi_pool(FEATURES, [[0.0, 0, 1, 1]], (2, 2), 0.0), "spatial_scale"),
+        (lambda: pool.roi_align(FEATURES, [[0.0, 0, 1, 1]], (2, 2), 1.0, -1), "sampling_ratio"),
+    ],
+)
+def test_bad_pooling_input_is_named(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
