@@ -233,3 +233,132 @@ def proposal_stages(impl) -> dict[str, str]:
         "caption": caption,
         "svg": _svg((*low, *(high - low)), body, pixels=560),
     }
+
+
+ROI_KIND_COLOURS = {"foreground": "#2ca02c", "background": "#d62728", "unused": "#9a9a9a"}
+
+
+def roi_sampling_counterexample(impl, example: dict) -> dict[str, str] | None:
+    """The GT boxes (black) and the RoI candidates (dashed) coloured by what the implementation
+    did with them (green foreground, red background, grey not sampled), for a minimal input of a
+    RoI-sampling property."""
+    from properties.roi_head import ARGUMENTS
+    from reference.roi_targets import background_class, roi_candidates
+
+    if not set(ARGUMENTS) <= set(example):
+        return None
+    rows = impl.sample_rois(*(example[k] for k in ARGUMENTS))
+    gt_boxes = np.asarray(example["gt_boxes"], dtype=np.float64).reshape(-1, 4)
+    candidates = roi_candidates(example["proposals"], gt_boxes, impl.conventions.roi_gt_candidates)
+    background = background_class(int(example["num_classes"]), impl.conventions.roi_background_label)
+    kinds = {}
+    for row in rows:
+        kinds[tuple(row[:4])] = "background" if int(row[4]) == background else "foreground"
+    everything = (
+        np.vstack([candidates, gt_boxes, rows[:, :4]]) if len(rows) else np.vstack([candidates, gt_boxes])
+    )
+    if not len(everything):
+        return None
+    low, high = everything[:, :2].min(0), everything[:, 2:].max(0)
+    margin = 0.05 * max(float((high - low).max()), 1.0)
+    stroke = max(float((high - low).max()) / 300, 0.05)
+    body = [_rect(box, "#000", 3 * stroke, title=f"GT {i} {box.tolist()}") for i, box in enumerate(gt_boxes)]
+    drawn = set()
+    for box in np.vstack([candidates, rows[:, :4]]) if len(rows) else candidates:
+        key = tuple(box)
+        if key in drawn:
+            continue
+        drawn.add(key)
+        kind = kinds.get(key, "unused")
+        body.append(
+            _rect(box, ROI_KIND_COLOURS[kind], 2 * stroke, dash="4 2", title=f"RoI {list(key)}: {kind}")
+        )
+    caption = (
+        f"{impl.name} on the minimal input: GT boxes (black) and RoI candidates (dashed: the "
+        f"proposals{', then the GT boxes' if impl.conventions.roi_gt_candidates == 'added' else ''}) "
+        "coloured by what it sampled: green foreground, red background, grey not sampled. Thresholds: "
+        f"fg >= {example['fg_threshold']}, background in [{example['bg_low']}, {example['bg_high']})."
+    )
+    view = (*(low - margin), *(high - low + 2 * margin))
+    return {"title": "Counterexample", "caption": caption, "svg": _svg(view, body, pixels=420)}
+
+
+def counterexample_picture(impl, example: dict) -> dict[str, str] | None:
+    """A picture of a minimal input, for the properties that have one (matching, RoI sampling)."""
+    if impl.provides("match_anchors") and {"anchors", "gt_boxes", "high", "low"} <= set(example):
+        return matching_counterexample(impl, example)
+    if impl.provides("sample_rois") and "proposals" in example:
+        return roi_sampling_counterexample(impl, example)
+    return None
+
+
+def roi_align_grid(impl) -> dict[str, str]:
+    """One RoI on a 6 x 5 map, 2 x 2 bins, sampling ratio 2: the cells (grey levels: the map's
+    values), the bins and the sample points for ``aligned=False`` and ``aligned=True``, with the
+    implementation's pooled values, and the cells RoI max pooling takes for the same RoI."""
+    from reference.roi_pooling import align_sample_points, round_half_away
+
+    height, width, cell = 5, 6, 60.0
+    features = (np.arange(height * width, dtype=np.float64).reshape(1, height, width) * 7) % 11
+    roi = np.array([[1.3, 0.8, 4.6, 3.9]])
+    panels = []
+    for title, aligned in (("RoIAlign, aligned=False", False), ("RoIAlign, aligned=True", True)):
+        pooled = impl.roi_align(features, roi, (2, 2), 1.0, 2, aligned)[0, 0]
+        ys, xs = align_sample_points(roi[0], (2, 2), 1.0, 2, aligned)
+        shift = 0.0 if aligned else 0.5  # index coordinates -> cell-area coordinates
+        start = roi[0] - (0.5 if aligned else 0.0) + shift
+        box = start.copy()
+        if not aligned:
+            box[2:] = np.maximum(box[2:], box[:2] + 1)
+        panels.append((title, pooled, (ys + shift, xs + shift), box, None))
+    pooled = impl.roi_pool(features, roi, (2, 2), 1.0)[0, 0]
+    corners = round_half_away(roi[0]).astype(int)
+    quantised = np.array([corners[0], corners[1], corners[2] + 1, corners[3] + 1], dtype=float)
+    panels.append(("RoIPool (quantised)", pooled, None, quantised, roi[0]))
+    svgs = []
+    for title, pooled, samples, box, original in panels:
+        body = []
+        for i in range(height):
+            for j in range(width):
+                grey = int(255 - features[0, i, j] * 15)
+                body.append(
+                    f"<rect x='{j * cell}' y='{i * cell}' width='{cell}' height='{cell}' "
+                    f"fill='rgb({grey},{grey},{grey})' stroke='#fff'><title>cell ({i}, {j}) = "
+                    f"{features[0, i, j]:g}</title></rect>"
+                )
+        scaled = box * cell
+        body.append(_rect(scaled, "#1f77b4", 3, title=f"RoI as pooled {box.tolist()}"))
+        mid = (scaled[:2] + scaled[2:]) / 2
+        body.append(f"<line x1='{mid[0]}' y1='{scaled[1]}' x2='{mid[0]}' y2='{scaled[3]}' stroke='#1f77b4'/>")
+        body.append(f"<line x1='{scaled[0]}' y1='{mid[1]}' x2='{scaled[2]}' y2='{mid[1]}' stroke='#1f77b4'/>")
+        if original is not None:
+            body.append(_rect(original * cell, "#ff7f0e", 2, dash="6 4", title="RoI before rounding"))
+        if samples is not None:
+            ys, xs = samples
+            for y in ys.ravel():
+                for x in xs.ravel():
+                    body.append(f"<circle cx='{x * cell:.1f}' cy='{y * cell:.1f}' r='4' fill='#d62728'/>")
+        for (p, q), value in np.ndenumerate(pooled):
+            bx = scaled[0] + (q + 0.5) * (scaled[2] - scaled[0]) / 2
+            by = scaled[1] + (p + 0.5) * (scaled[3] - scaled[1]) / 2
+            body.append(
+                f"<text x='{bx:.1f}' y='{by + 20:.1f}' font-size='16' text-anchor='middle' "
+                f"fill='#000' font-family='sans-serif'>{value:.2f}</text>"
+            )
+        body.append(
+            f"<text x='4' y='{height * cell + 22}' font-size='18' font-family='sans-serif'>{title}</text>"
+        )
+        svgs.append(_svg((-10.0, -10.0, width * cell + 20, height * cell + 40), body, pixels=300))
+    caption = (
+        f"{impl.name}: the RoI (1.3, 0.8)-(4.6, 3.9) on a 6 x 5 map (spatial scale 1; grey levels are "
+        "the values), 2 x 2 bins (blue) with the pooled values. Cells are drawn as unit squares. "
+        "aligned=False treats cell (i, j) as the point (j, i), so the RoI lands half a cell down "
+        "and right of where it is drawn with aligned=True; red dots are the bilinear samples "
+        "(sampling ratio 2). RoIPool rounds the corners (orange dashed: before rounding) and takes "
+        "the max over whole cells."
+    )
+    return {
+        "title": "RoIAlign sampling grid and RoIPool quantisation",
+        "caption": caption,
+        "svg": "".join(svgs),
+    }

@@ -15,9 +15,10 @@ from hypothesis import settings
 
 from conformance.figures import (
     anchors_and_receptive_field,
+    counterexample_picture,
     fourier_reconstructions,
-    matching_counterexample,
     proposal_stages,
+    roi_align_grid,
 )
 from conformance.runner import evaluate
 from properties.registry import all_properties
@@ -47,9 +48,9 @@ def test_property(prop, conformance, record_outcome):
         settings.default.database,
         None if isinstance(conformance.seed, str) else conformance.seed,
     )
-    if outcome.status in ("fail", "deviates") and outcome.minimal_input and impl.provides("match_anchors"):
+    if outcome.status in ("fail", "deviates") and outcome.minimal_input:
         try:
-            picture = matching_counterexample(impl, prop.from_jsonable(outcome.minimal_input))
+            picture = counterexample_picture(impl, prop.from_jsonable(outcome.minimal_input))
         except Exception as error:  # a picture is a courtesy: never let it change the verdict
             picture = {"title": "Counterexample", "caption": f"not drawn: {error}", "svg": ""}
         if picture:
@@ -67,6 +68,7 @@ FIGURES = (
     (("grid_anchors",), anchors_and_receptive_field),
     (("generate_proposals",), proposal_stages),
     (("phase_only", "amplitude_only", "hybrid"), fourier_reconstructions),
+    (("roi_align", "roi_pool"), roi_align_grid),
 )
 
 
