@@ -59,6 +59,22 @@ def median_seconds(function, repeat: int) -> float:
     return statistics.median(t / number for t in timer.repeat(repeat=repeat, number=number))
 
 
+def print_comparison(title: str, reference_call, torchvision_call, repeat: int) -> None:
+    """Time the reference once and torchvision at one and at the default number of threads."""
+    reference = median_seconds(reference_call, repeat)
+    print(f"{title}:")
+    print(f"  reference                  {reference * 1e3:8.2f} ms")
+    default = torch.get_num_threads()
+    for threads in sorted({1, default}):
+        torch.set_num_threads(threads)
+        seconds = median_seconds(torchvision_call, repeat)
+        print(
+            f"  torchvision, {threads} thread(s)    {seconds * 1e3:8.2f} ms   reference/this = "
+            f"{reference / seconds:5.2f}"
+        )
+    torch.set_num_threads(default)
+
+
 def run(repeat: int) -> dict:
     rng = np.random.default_rng(0)
     anchors = paper_anchors()

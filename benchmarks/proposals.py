@@ -11,9 +11,8 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import torch
 
-from benchmarks.boxes import IMAGE_HEIGHT, IMAGE_WIDTH, median_seconds, paper_anchors
+from benchmarks.boxes import IMAGE_HEIGHT, IMAGE_WIDTH, paper_anchors, print_comparison
 from conformance.adapters.torchvision_adapter import TorchvisionAdapter
 from reference.proposals import generate_proposals
 
@@ -31,21 +30,13 @@ def main() -> None:
     inputs = (anchors, logits, deltas, levels, (IMAGE_HEIGHT, IMAGE_WIDTH), *SETTINGS)
     tv = TorchvisionAdapter()
     counts = (len(generate_proposals(*inputs, pipeline="global")), len(tv.generate_proposals(*inputs)))
-    reference = median_seconds(lambda: generate_proposals(*inputs, pipeline="global"), args.repeat)
-    print(
+    print_comparison(
         f"proposals from {len(anchors)} anchors, pre-NMS 12000, post-NMS 2000 "
-        f"(kept: reference {counts[0]}, torchvision {counts[1]}):"
+        f"(kept: reference {counts[0]}, torchvision {counts[1]})",
+        lambda: generate_proposals(*inputs, pipeline="global"),
+        lambda: tv.generate_proposals(*inputs),
+        args.repeat,
     )
-    print(f"  reference                  {reference * 1e3:8.2f} ms")
-    default = torch.get_num_threads()
-    for threads in sorted({1, default}):
-        torch.set_num_threads(threads)
-        seconds = median_seconds(lambda: tv.generate_proposals(*inputs), args.repeat)
-        print(
-            f"  torchvision, {threads} thread(s)    {seconds * 1e3:8.2f} ms   reference/this = "
-            f"{reference / seconds:5.2f}"
-        )
-    torch.set_num_threads(default)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import torch
 import torchvision
 from torchvision.models.detection.roi_heads import RoIHeads
 
-from benchmarks.boxes import FEATURE_HEIGHT, FEATURE_WIDTH, STRIDE, gt_boxes, median_seconds, paper_anchors
+from benchmarks.boxes import FEATURE_HEIGHT, FEATURE_WIDTH, STRIDE, gt_boxes, paper_anchors, print_comparison
 from benchmarks.boxes import proposals as rpn_proposals
 from reference import roi_pooling as pool
 from reference import roi_targets as ref
@@ -54,19 +54,8 @@ def main() -> None:
             lambda: torchvision.ops.roi_pool(t_features, t_rois, OUTPUT, 1 / STRIDE),
         ),
     }
-    default = torch.get_num_threads()
     for title, (reference_call, torchvision_call) in cases.items():
-        reference = median_seconds(reference_call, args.repeat)
-        print(f"{title}:")
-        print(f"  reference                  {reference * 1e3:8.2f} ms")
-        for threads in sorted({1, default}):
-            torch.set_num_threads(threads)
-            seconds = median_seconds(torchvision_call, args.repeat)
-            print(
-                f"  torchvision, {threads} thread(s)    {seconds * 1e3:8.2f} ms   reference/this = "
-                f"{reference / seconds:5.2f}"
-            )
-        torch.set_num_threads(default)
+        print_comparison(title, reference_call, torchvision_call, args.repeat)
 
 
 if __name__ == "__main__":

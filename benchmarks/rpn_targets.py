@@ -16,7 +16,7 @@ from torchvision.models.detection import _utils as det_utils
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 
-from benchmarks.boxes import IMAGE_HEIGHT, IMAGE_WIDTH, gt_boxes, median_seconds, paper_anchors
+from benchmarks.boxes import IMAGE_HEIGHT, IMAGE_WIDTH, gt_boxes, paper_anchors, print_comparison
 from reference import rpn_targets as ref
 
 
@@ -51,18 +51,12 @@ def main() -> None:
         sampler([labels])
         return rpn.box_coder.encode([matched], [t_anchors])
 
-    reference = median_seconds(lambda: reference_targets(anchors, gt), args.repeat)
-    print(f"labels + sample + targets, {len(anchors)} anchors x {len(gt)} GT boxes:")
-    print(f"  reference                  {reference * 1e3:8.2f} ms")
-    default = torch.get_num_threads()
-    for threads in sorted({1, default}):
-        torch.set_num_threads(threads)
-        seconds = median_seconds(torchvision_targets, args.repeat)
-        print(
-            f"  torchvision, {threads} thread(s)    {seconds * 1e3:8.2f} ms   reference/this = "
-            f"{reference / seconds:5.2f}"
-        )
-    torch.set_num_threads(default)
+    print_comparison(
+        f"labels + sample + targets, {len(anchors)} anchors x {len(gt)} GT boxes",
+        lambda: reference_targets(anchors, gt),
+        torchvision_targets,
+        args.repeat,
+    )
 
 
 if __name__ == "__main__":

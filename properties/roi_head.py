@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from properties.checks import check_close, check_equal, fail, tolerance
 from properties.exact import MARGIN, PairwiseIoU
+from properties.interface import OPERATIONS
 from properties.registry import prop
 from properties.strategies.roi import fast_rcnn_loss_inputs, sampling_inputs
 from reference import roi_targets as ref_roi
@@ -43,7 +44,7 @@ LOSS_SCHEMA = {
     "labels": "labels",
     "targets": "rows4",
 }
-ARGUMENTS = tuple(SAMPLE_SCHEMA)
+ARGUMENTS = OPERATIONS["sample_rois"].arguments
 
 
 def _sample(impl, example: dict) -> np.ndarray:
@@ -103,9 +104,9 @@ def _allowed_kinds(impl, boxes, gt_boxes, fg_threshold, bg_high, bg_low) -> list
     return kinds
 
 
-def _given(transform=None):
+def _given(transform=None, min_gt: int = 0):
     def factory(c):
-        base = sampling_inputs(c)
+        base = sampling_inputs(c, min_gt)
         return base.map(transform) if transform else base
 
     return factory
@@ -213,12 +214,17 @@ def _check_labels(impl, rows, example) -> None:
 
 
 @prop(
-    "roi.sample.labels", uses=("sample_rois",), given=_given(), schema=SAMPLE_SCHEMA, examples=_paper_example
+    "roi.sample.labels",
+    uses=("sample_rois",),
+    given=_given(min_gt=1),
+    schema=SAMPLE_SCHEMA,
+    examples=_paper_example,
 )
 def sampled_rois_are_labelled_by_iou(impl, **example):
     """Foreground iff the largest IoU with a GT is >= fg_threshold, labelled with the class of a
     GT attaining it; background iff it lies in [bg_low, bg_high), labelled background; RoIs
-    between bg_high and fg_threshold, or below bg_low, are never sampled."""
+    between bg_high and fg_threshold, or below bg_low, are never sampled. (Images without GT
+    boxes: ``roi.sample.no-gt``.)"""
     _check_labels(impl, _sample(impl, example), example)
 
 
@@ -229,14 +235,14 @@ def _count_range(kinds: list[set[int]], kind: int) -> tuple[int, int]:
 @prop(
     "roi.sample.counts",
     uses=("sample_rois",),
-    given=_given(),
+    given=_given(min_gt=1),
     schema=SAMPLE_SCHEMA,
     examples=_paper_example,
 )
 def sample_sizes_follow_the_budget_and_fill_policy(impl, **example):
     """``min(#fg, floor(B f))`` foreground RoIs; then ``min(#bg, B - #fg_sampled)`` backgrounds
     (``shorter``) or exactly ``B - #fg_sampled`` when any background exists
-    (``repeat-negatives``)."""
+    (``repeat-negatives``). (Images without GT boxes: ``roi.sample.no-gt``.)"""
     rows = _sample(impl, example)
     background = _background(impl, example["num_classes"])
     candidates = _candidates(impl, example["proposals"], example["gt_boxes"])

@@ -12,7 +12,7 @@ import numpy as np
 
 from conformance.adapters.reference_adapter import ReferenceAdapter
 from conformance.adapters.torchvision_adapter import TorchvisionAdapter
-from properties.interface import Conventions
+from properties.interface import OPERATIONS, Conventions
 from reference import anchors as ref_anchors
 from reference import boxes as ref
 from reference import fourier as ref_fourier
@@ -789,19 +789,7 @@ class _RoiControl(Control):
     """Helpers for the RoI-head controls: the reference sampler with the declared conventions."""
 
     def _reference_rows(self, args, **changes):
-        names = (
-            "proposals",
-            "gt_boxes",
-            "gt_labels",
-            "num_classes",
-            "batch_size",
-            "positive_fraction",
-            "fg_threshold",
-            "bg_high",
-            "bg_low",
-            "weights",
-            "seed",
-        )
+        names = OPERATIONS["sample_rois"].arguments
         candidates = changes.pop("gt_candidates", self.conventions.roi_gt_candidates)
         values = {**dict(zip(names, args, strict=True)), **changes}
         values["num_classes"], values["batch_size"] = int(values["num_classes"]), int(values["batch_size"])

@@ -66,11 +66,12 @@ def _thresholds(draw, conventions: Conventions, exact: float | None) -> tuple[fl
 
 
 @st.composite
-def sampling_inputs(draw, conventions: Conventions):
-    """Proposals, GT boxes with class labels, the class count and every sampling parameter."""
+def sampling_inputs(draw, conventions: Conventions, min_gt: int = 0):
+    """Proposals, at least ``min_gt`` GT boxes with class labels, the class count and every
+    sampling parameter."""
     num_classes = draw(st.integers(1, 5))
     classes = object_classes(num_classes, conventions.roi_background_label)
-    gt = draw(integer_boxes(0, 4, degenerate=False, huge=False))
+    gt = draw(integer_boxes(min_gt, 4, degenerate=False, huge=False))
     proposals = draw(integer_boxes(0, 6, degenerate=False, huge=False))
     if gt:
         for _ in range(draw(st.integers(0, 8))):
