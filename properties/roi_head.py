@@ -64,9 +64,10 @@ def _candidates(impl, proposals, gt_boxes) -> np.ndarray:
     return ref_roi.roi_candidates(proposals, gt_boxes, impl.conventions.roi_gt_candidates)
 
 
-def _at_least(overlaps: PairwiseIoU, i: int, best: tuple[float, Fraction], threshold: float, band: float):
-    """The truth values ``IoU >= threshold`` may take for RoI ``i``: exactly on the threshold it
-    is true; within the band it may be either; elsewhere it is what the value says."""
+def _at_least(best: tuple[float, Fraction], threshold: float, band: float) -> set[bool]:
+    """The truth values ``IoU >= threshold`` may take for an IoU known as ``(float, exact)``:
+    exactly on the threshold it is true; within the band it may be either; elsewhere it is what
+    the value says."""
     approx, exact = best
     if exact == Fraction(threshold):
         return {True}
@@ -93,12 +94,12 @@ def _allowed_kinds(impl, boxes, gt_boxes, fg_threshold, bg_high, bg_low) -> list
     for i in range(len(boxes)):
         best = _best_iou(overlaps, i)
         allowed = set()
-        for is_fg in _at_least(overlaps, i, best, fg_threshold, band):
+        for is_fg in _at_least(best, fg_threshold, band):
             if is_fg and len(gt_boxes):
                 allowed.add(1)
                 continue
-            for above_low in _at_least(overlaps, i, best, bg_low, band):
-                for above_high in _at_least(overlaps, i, best, bg_high, band):
+            for above_low in _at_least(best, bg_low, band):
+                for above_high in _at_least(best, bg_high, band):
                     allowed.add(0 if above_low and not above_high and not is_fg else -1)
         kinds.append(allowed)
     return kinds

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from properties.checks import check_close, check_equal, fail, tolerance
 from properties.registry import prop
-from properties.strategies.roi import STRIDES, pooling_inputs
+from properties.strategies.roi import STRIDES, bin_hazard_inputs, pooling_inputs
 from reference import roi_pooling as ref_pool
 
 ALIGN_SCHEMA = {
@@ -199,7 +199,7 @@ def _pool_example(e: dict) -> dict:
 @prop(
     "roi.pool.value",
     uses=("roi_pool",),
-    given=lambda _c: pooling_inputs().map(_pool_example),
+    given=lambda _c: st.one_of(pooling_inputs().map(_pool_example), bin_hazard_inputs()),
     schema=POOL_SCHEMA,
     examples=lambda _c: [
         {

@@ -156,3 +156,14 @@ def test_fpn_levels_at_and_around_the_boundaries():
 def test_bad_pooling_input_is_named(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_float32_bin_edges_first_go_wrong_at_57_cells_for_7_bins():
+    """The strategy's hazard table: the extents where float32 RoI-pool bin edges differ from the
+    exact ones (``roi.pool.value``, "Float bin edges")."""
+    from properties.strategies.roi import FLOAT32_BIN_HAZARDS
+
+    assert FLOAT32_BIN_HAZARDS[7] == [57] and FLOAT32_BIN_HAZARDS[14] == [57, 62]
+    assert 6 not in FLOAT32_BIN_HAZARDS and 12 not in FLOAT32_BIN_HAZARDS  # none up to 64 cells
+    # the exact edges of 57 cells in 7 bins end at 57; fl32(57/7) * 7 rounds up past it
+    assert pool.roi_pool_bins(0, 56, 7, 100)[-1] == (48, 57)

@@ -173,3 +173,50 @@ def pooling_inputs(draw, outside: bool = True, fixed_sampling: bool = False):
         "sampling_ratio": draw(st.integers(1, 4) if fixed_sampling else st.integers(0, 4)),
         "aligned": int(draw(st.booleans())),
     }
+
+
+def _float32_bin_hazards(max_bins: int = 14, max_extent: int = 64) -> dict[int, list[int]]:
+    """For each bin count n, the RoI extents L (in cells) for which RoI-pool bin edges computed
+    in float32 -- ``floor(p · fl(L/n))``, ``ceil((p + 1) · fl(L/n))`` as in Caffe's and
+    torchvision's kernels -- differ from the exact ``⌊p L / n⌋``, ``⌈(p + 1) L / n⌉``. With the
+    paper's 7 x 7 output the first is L = 57 (a 912-pixel RoI at stride 16)."""
+    hazards: dict[int, list[int]] = {}
+    for bins in range(1, max_bins + 1):
+        for extent in range(1, max_extent + 1):
+            size = np.float32(extent) / np.float32(bins)
+            for p in range(bins):
+                low, high = np.floor(np.float32(p) * size), np.ceil(np.float32(p + 1) * size)
+                if low != (p * extent) // bins or high != -((-(p + 1) * extent) // bins):
+                    hazards.setdefault(bins, []).append(extent)
+                    break
+    return hazards
+
+
+FLOAT32_BIN_HAZARDS = _float32_bin_hazards()
+
+
+@st.composite
+def bin_hazard_inputs(draw):
+    """RoI max-pool inputs whose exact bin edges and float32 bin edges differ: a RoI of a hazard
+    extent along one axis (see :func:`_float32_bin_hazards`), on a map with a cell of larger
+    values just past the RoI, where a float32 edge reaches."""
+    bins = draw(st.sampled_from(sorted(FLOAT32_BIN_HAZARDS)))
+    extent = draw(st.sampled_from(FLOAT32_BIN_HAZARDS[bins]))
+    stride = draw(STRIDES)
+    start = draw(st.integers(0, 2))
+    length = start + extent + 1 + draw(st.integers(0, 2))
+    across = draw(st.integers(1, 3))
+    features = np.zeros((1, length, across))
+    features[0, start + extent :] = 1.0  # beyond the RoI: a larger value
+    rois = [[0.0, start * stride, (across - 1) * stride, (start + extent - 1) * stride]]
+    output = (float(bins), float(draw(st.integers(1, across))))
+    if draw(st.booleans()):  # along x instead of y
+        features = features.transpose(0, 2, 1).copy()
+        rois = [[r[1], r[0], r[3], r[2]] for r in rois]
+        output = output[::-1]
+    return {
+        "features": features,
+        "rois": np.asarray(rois, dtype=np.float64),
+        "output_size": output,
+        "spatial_scale": 1.0 / stride,
+    }
