@@ -15,6 +15,7 @@ BUILTIN = {
     "reference": "conformance.adapters.reference_adapter:reference",
     "reference-legacy": "conformance.adapters.reference_adapter:reference_legacy",
     "torchvision": "conformance.adapters.torchvision_adapter:torchvision_float32",
+    "torchvision-cuda": "conformance.adapters.torchvision_adapter:torchvision_cuda",
 }
 
 

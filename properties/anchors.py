@@ -163,11 +163,14 @@ def anchors_are_centred_on_their_cell(impl, feature_sizes, strides, sizes, ratio
 
 def _identifiable_levels(_conventions: Conventions):
     """Anchors of 32 px and more: rounding moves a side by at most 1 px, far less than the 25 %
-    between declared sizes and ratios, so every anchor's (size, ratio) can be read off its shape."""
-    return (
-        anchor_levels(1, 1, 1)
-        .map(lambda level: {**level, "sizes": [[max(32.0, s) for s in level["sizes"][0]]]})
-        .filter(lambda level: len(set(level["sizes"][0])) == len(level["sizes"][0]))
+    between declared sizes and ratios, so every anchor's (size, ratio) can be read off its shape.
+    The sizes are scaled up together (raising only the small ones could bring two within 1 px:
+    a thorough run found 32 and 33 collapsing to one rounded anchor)."""
+    return anchor_levels(1, 1, 1).map(
+        lambda level: {
+            **level,
+            "sizes": [[s * max(1.0, 32.0 / min(level["sizes"][0])) for s in level["sizes"][0]]],
+        }
     )
 
 

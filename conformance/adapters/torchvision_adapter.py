@@ -43,43 +43,62 @@ class TorchvisionAdapter:
         roi_smooth_l1_beta="1/9",
     )
 
-    def __init__(self, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, dtype: torch.dtype = torch.float32, device: str = "cpu") -> None:
         self.dtype = dtype
-        self.version = f"torchvision {torchvision.__version__}, torch {torch.__version__}, {dtype}"
+        self.device = torch.device(device)
+        if self.device.type != "cpu":
+            self.name = f"torchvision-{self.device.type}"
+        where = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "CPU"
+        self.version = f"torchvision {torchvision.__version__}, torch {torch.__version__}, {dtype}, {where}"
 
     def _tensor(self, array) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(array), dtype=self.dtype)
+        return torch.as_tensor(np.asarray(array), dtype=self.dtype, device=self.device)
+
+    def _indices(self, array) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(array), dtype=torch.int64, device=self.device)
 
     def box_area(self, boxes):
-        return torchvision.ops.box_area(self._tensor(boxes)).numpy()
+        return torchvision.ops.box_area(self._tensor(boxes)).detach().cpu().numpy()
 
     def box_iou(self, boxes1, boxes2):
-        return torchvision.ops.box_iou(self._tensor(boxes1), self._tensor(boxes2)).numpy()
+        return torchvision.ops.box_iou(self._tensor(boxes1), self._tensor(boxes2)).detach().cpu().numpy()
 
     def clip_boxes_to_image(self, boxes, image_size):
         height, width = image_size
-        return torchvision.ops.clip_boxes_to_image(self._tensor(boxes), (height, width)).numpy()
+        return (
+            torchvision.ops.clip_boxes_to_image(self._tensor(boxes), (height, width)).detach().cpu().numpy()
+        )
 
     def remove_small_boxes(self, boxes, min_size):
-        return torchvision.ops.remove_small_boxes(self._tensor(boxes), min_size).numpy()
+        return torchvision.ops.remove_small_boxes(self._tensor(boxes), min_size).detach().cpu().numpy()
 
     def encode_boxes(self, reference_boxes, target_boxes, weights):
         # BoxCoder.encode_single(reference_boxes=targets, proposals=anchors): torchvision calls
         # the *targets* "reference boxes" and encodes them relative to the proposals.
         coder = det_utils.BoxCoder(tuple(weights))
-        return coder.encode_single(self._tensor(target_boxes), self._tensor(reference_boxes)).numpy()
+        return (
+            coder.encode_single(self._tensor(target_boxes), self._tensor(reference_boxes))
+            .detach()
+            .cpu()
+            .numpy()
+        )
 
     def decode_boxes(self, reference_boxes, deltas, weights, clamp):
         coder = det_utils.BoxCoder(tuple(weights), bbox_xform_clip=clamp)
-        return coder.decode_single(self._tensor(deltas), self._tensor(reference_boxes)).numpy()
+        return coder.decode_single(self._tensor(deltas), self._tensor(reference_boxes)).detach().cpu().numpy()
 
     def nms(self, boxes, scores, iou_threshold):
-        return torchvision.ops.nms(self._tensor(boxes), self._tensor(scores), iou_threshold).numpy()
+        return (
+            torchvision.ops.nms(self._tensor(boxes), self._tensor(scores), iou_threshold)
+            .detach()
+            .cpu()
+            .numpy()
+        )
 
     def batched_nms(self, boxes, scores, classes, iou_threshold):
-        labels = torch.as_tensor(np.asarray(classes), dtype=torch.int64)
+        labels = self._indices(classes)
         keep = torchvision.ops.batched_nms(self._tensor(boxes), self._tensor(scores), labels, iou_threshold)
-        return keep.numpy()
+        return keep.detach().cpu().numpy()
 
     def grid_anchors(self, feature_sizes, strides, sizes, ratios):
         """``AnchorGenerator.grid_anchors`` with explicit strides. (``forward`` infers each stride as
@@ -87,11 +106,11 @@ class TorchvisionAdapter:
         generator = AnchorGenerator(
             sizes=tuple(tuple(s) for s in sizes), aspect_ratios=tuple(tuple(r) for r in ratios)
         )
-        generator.cell_anchors = [a.to(self.dtype) for a in generator.cell_anchors]
+        generator.cell_anchors = [a.to(self.dtype).to(self.device) for a in generator.cell_anchors]
         grid_sizes = [[int(h), int(w)] for h, w in feature_sizes]
         level_strides = [[torch.tensor(int(s)), torch.tensor(int(s))] for s in strides]
         levels = generator.grid_anchors(grid_sizes, level_strides)
-        return torch.cat(levels).numpy() if levels else np.zeros((0, 4))
+        return torch.cat(levels).detach().cpu().numpy() if levels else np.zeros((0, 4))
 
     def _assign(self, anchors, gt_boxes, high, low):
         rpn = _rpn(high, low)
@@ -108,24 +127,24 @@ class TorchvisionAdapter:
         if len(gt_t):
             matches = rpn.proposal_matcher(rpn.box_similarity(gt_t, anchors_t))
             matched = torch.where(labels == 1, matches.to(labels.dtype), matched)
-        return torch.stack([labels, matched], dim=1).numpy()
+        return torch.stack([labels, matched], dim=1).detach().cpu().numpy()
 
     def rpn_regression_targets(self, anchors, gt_boxes, image_size, high, low):
         rpn, anchors_t, _, _, matched_boxes = self._assign(anchors, gt_boxes, high, low)
-        return rpn.box_coder.encode([matched_boxes], [anchors_t])[0].numpy()
+        return rpn.box_coder.encode([matched_boxes], [anchors_t])[0].detach().cpu().numpy()
 
     def sample_balanced(self, labels, batch_size, positive_fraction, seed):
         """``BalancedPositiveNegativeSampler`` draws from torch's global generator: seeded here,
         inside a forked RNG state so that the caller's stream is untouched."""
         sampler = det_utils.BalancedPositiveNegativeSampler(int(batch_size), positive_fraction)
-        labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+        labels_t = self._indices(labels)
         with torch.random.fork_rng():
             torch.manual_seed(int(seed))
             (positive,), (negative,) = sampler([labels_t])
         marks = torch.full_like(labels_t, -1)
         marks[positive.bool()] = 1
         marks[negative.bool()] = 0
-        return marks.numpy()
+        return marks.detach().cpu().numpy()
 
     def _loss(self, logits, deltas, sampled, targets, requires_grad=False):
         """``compute_loss`` with a pass-through sampler (batch = N, fraction 1: it takes every
@@ -134,7 +153,7 @@ class TorchvisionAdapter:
         rpn.fg_bg_sampler = det_utils.BalancedPositiveNegativeSampler(max(len(sampled), 1), 1.0)
         objectness = self._tensor(logits).requires_grad_(requires_grad)
         pred = self._tensor(deltas).requires_grad_(requires_grad)
-        labels = [torch.as_tensor(np.asarray(sampled), dtype=self.dtype)]
+        labels = [self._tensor(sampled)]
         cls, reg = rpn.compute_loss(objectness, pred, labels, [self._tensor(targets)])
         return objectness, pred, cls, reg
 
@@ -147,7 +166,7 @@ class TorchvisionAdapter:
         d_logits, d_deltas = torch.autograd.grad(cls + reg, [objectness, pred], allow_unused=True)
         d_logits = torch.zeros_like(objectness) if d_logits is None else d_logits
         d_deltas = torch.zeros_like(pred) if d_deltas is None else d_deltas
-        return torch.cat([d_logits[:, None], d_deltas], dim=1).detach().numpy()
+        return torch.cat([d_logits[:, None], d_deltas], dim=1).detach().cpu().numpy()
 
     def generate_proposals(
         self,
@@ -186,7 +205,7 @@ class TorchvisionAdapter:
             [(int(height), int(width))],
             [n for n in per_level if n] or [0],
         )
-        return torch.cat([boxes, scores[:, None]], dim=1).numpy()
+        return torch.cat([boxes, scores[:, None]], dim=1).detach().cpu().numpy()
 
     def sample_rois(
         self,
@@ -226,7 +245,7 @@ class TorchvisionAdapter:
         )
         target = {
             "boxes": self._tensor(gt_boxes).reshape(-1, 4),
-            "labels": torch.as_tensor(np.asarray(gt_labels), dtype=torch.int64),
+            "labels": self._indices(gt_labels),
         }
         with torch.random.fork_rng():
             torch.manual_seed(int(seed))
@@ -235,12 +254,12 @@ class TorchvisionAdapter:
             )
         matched = torch.where(labels > 0, matched, -1)  # torchvision clamps background to GT 0
         columns = [rois, labels[:, None].to(self.dtype), matched[:, None].to(self.dtype), targets]
-        return torch.cat(columns, dim=1).detach().numpy()
+        return torch.cat(columns, dim=1).detach().cpu().numpy()
 
     def _head_loss(self, class_logits, box_regression, labels, targets, requires_grad=False):
         logits = self._tensor(class_logits).requires_grad_(requires_grad)
         boxes = self._tensor(box_regression).requires_grad_(requires_grad)
-        labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+        labels_t = self._indices(labels)
         cls, box = fastrcnn_loss(logits, boxes, [labels_t], [self._tensor(targets).reshape(-1, 4)])
         return logits, boxes, cls, box
 
@@ -253,7 +272,7 @@ class TorchvisionAdapter:
         d_logits, d_boxes = torch.autograd.grad(cls + box, [logits, boxes], allow_unused=True)
         d_logits = torch.zeros_like(logits) if d_logits is None else d_logits
         d_boxes = torch.zeros_like(boxes) if d_boxes is None else d_boxes
-        return torch.cat([d_logits, d_boxes], dim=1).detach().numpy()
+        return torch.cat([d_logits, d_boxes], dim=1).detach().cpu().numpy()
 
     def roi_align(self, features, rois, output_size, spatial_scale, sampling_ratio, aligned):
         pooled = torchvision.ops.roi_align(
@@ -264,7 +283,7 @@ class TorchvisionAdapter:
             int(sampling_ratio),
             bool(aligned),
         )
-        return pooled.numpy()
+        return pooled.detach().cpu().numpy()
 
     def roi_pool(self, features, rois, output_size, spatial_scale):
         pooled = torchvision.ops.roi_pool(
@@ -273,7 +292,7 @@ class TorchvisionAdapter:
             tuple(int(v) for v in output_size),
             float(spatial_scale),
         )
-        return pooled.numpy()
+        return pooled.detach().cpu().numpy()
 
     def multiscale_roi_align(self, features, rois, output_size, sampling_ratio, image_size):
         """``MultiScaleRoIAlign`` over maps named "0", "1", ...; it infers each level's scale from
@@ -285,7 +304,7 @@ class TorchvisionAdapter:
         maps = {name: self._tensor(f)[None] for name, f in zip(names, features, strict=True)}
         height, width = image_size
         pooled = pooler(maps, [self._tensor(rois).reshape(-1, 4)], [(int(height), int(width))])
-        return pooled.numpy()
+        return pooled.detach().cpu().numpy()
 
     # Fourier operations with torch.fft (the torch half of the numpy.fft / torch.fft pair)
 
@@ -299,17 +318,17 @@ class TorchvisionAdapter:
         return torch.where(kept, spectrum / torch.where(kept, magnitude, 1.0), 0.0)
 
     def fft2(self, image):
-        return torch.view_as_real(self._spectrum(image)).numpy()
+        return torch.view_as_real(self._spectrum(image)).detach().cpu().numpy()
 
     def phase_only(self, image):
-        return torch.fft.ifft2(self._unit_phase(self._spectrum(image))).real.numpy()
+        return torch.fft.ifft2(self._unit_phase(self._spectrum(image))).real.detach().cpu().numpy()
 
     def amplitude_only(self, image):
-        return torch.fft.ifft2(self._spectrum(image).abs().to(torch.complex64)).real.numpy()
+        return torch.fft.ifft2(self._spectrum(image).abs().to(torch.complex64)).real.detach().cpu().numpy()
 
     def hybrid(self, phase_donor, amplitude_donor):
         spectrum = self._spectrum(amplitude_donor).abs() * self._unit_phase(self._spectrum(phase_donor))
-        return torch.fft.ifft2(spectrum).real.numpy()
+        return torch.fft.ifft2(spectrum).real.detach().cpu().numpy()
 
     def receptive_field_support(self, layers, input_size, cells):
         model = nn.Sequential(*(_unit_layer(*layer) for layer in layers))
@@ -427,3 +446,10 @@ def _gradient_support(model: nn.Module, channels: int, size: int, cells) -> np.n
 
 def torchvision_float32() -> TorchvisionAdapter:
     return TorchvisionAdapter(torch.float32)
+
+
+def torchvision_cuda() -> TorchvisionAdapter:
+    """The same operations on the GPU (``--impl torchvision-cuda``): torchvision's CUDA kernels."""
+    if not torch.cuda.is_available():
+        raise RuntimeError("CUDA is not available on this machine")
+    return TorchvisionAdapter(torch.float32, "cuda")
