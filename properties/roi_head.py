@@ -451,6 +451,30 @@ def weights_are_inverse_standard_deviations(impl, **example):
     check_close(weighted[foreground, 6:], normalised, tol, "weighted targets vs (unit targets - 0) / stds")
 
 
+@prop(
+    "roi.targets.finite",
+    uses=("sample_rois",),
+    given=lambda c: sampling_inputs(c, degenerate=True),
+    schema=SAMPLE_SCHEMA,
+    examples=lambda c: [
+        {**_paper_example(c)[0], "gt_boxes": np.zeros((0, 4)), "gt_labels": np.zeros(0, int)}
+    ],
+)
+def every_sampled_value_is_finite(impl, **example):
+    """Every returned value is finite -- the (unspecified) targets of background RoIs included --
+    also for images without GT boxes and for flat proposals (zero width or height)."""
+    rows = _sample(impl, example)
+    bad = ~np.isfinite(rows)
+    if bad.any():
+        row, column = (int(v) for v in np.argwhere(bad)[0])
+        fail(
+            f"RoI {row} {rows[row, :4].tolist()} (label {rows[row, 4]:g}) has a non-finite "
+            f"{ref_roi.ROI_COLUMNS[column]} = {float(rows[row, column])!r}",
+            "finite",
+            str(rows[row, column]),
+        )
+
+
 # --- the Fast R-CNN loss ----------------------------------------------------------------------
 
 

@@ -883,6 +883,18 @@ class RoiTargetsDividedByWeights(_RoiControl):
         return rows
 
 
+class RoiBackgroundTargetsAgainstAZeroBox(_RoiControl):
+    """Background RoIs encoded against a zero box (as if matched to a missing GT): -inf sizes."""
+
+    def sample_rois(self, *args):
+        rows = self._reference_rows(args)
+        background = rows[:, 5] < 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            widths = np.maximum(rows[background, 2] - rows[background, 0], 0)
+            rows[background, 8] = np.log(0.0 / np.where(widths > 0, widths, 1.0))
+        return rows
+
+
 class HeadLossNormalisedByForeground(Control):
     """Box loss divided by the number of foreground RoIs instead of all sampled RoIs."""
 
@@ -1080,6 +1092,7 @@ CONTROLS = {
     "lower_background_threshold_is_honoured": RoiIgnoresBackgroundLow,
     "foreground_target_encodes_the_matched_gt": RoiTargetsUnweighted,
     "weights_are_inverse_standard_deviations": RoiTargetsDividedByWeights,
+    "every_sampled_value_is_finite": RoiBackgroundTargetsAgainstAZeroBox,
     "fast_rcnn_loss_matches_formula": HeadLossNormalisedByForeground,
     "background_rois_and_other_classes_get_no_box_gradient": HeadGradientRegressesBackground,
     "fast_rcnn_loss_of_no_roi_is_zero": HeadLossNaNWithoutRoi,

@@ -66,13 +66,14 @@ def _thresholds(draw, conventions: Conventions, exact: float | None) -> tuple[fl
 
 
 @st.composite
-def sampling_inputs(draw, conventions: Conventions, min_gt: int = 0):
+def sampling_inputs(draw, conventions: Conventions, min_gt: int = 0, degenerate: bool = False):
     """Proposals, at least ``min_gt`` GT boxes with class labels, the class count and every
-    sampling parameter."""
+    sampling parameter; ``degenerate`` admits proposals of zero width or height (what clipping
+    to the image makes of a box outside it)."""
     num_classes = draw(st.integers(1, 5))
     classes = object_classes(num_classes, conventions.roi_background_label)
     gt = draw(integer_boxes(min_gt, 4, degenerate=False, huge=False))
-    proposals = draw(integer_boxes(0, 6, degenerate=False, huge=False))
+    proposals = draw(integer_boxes(0, 6, degenerate=degenerate, huge=False))
     if gt:
         for _ in range(draw(st.integers(0, 8))):
             proposals.append(_related_proposal(draw, gt[draw(st.integers(0, len(gt) - 1))]))
