@@ -478,53 +478,43 @@ def every_sampled_value_is_finite(impl, **example):
 # --- the Fast R-CNN loss ----------------------------------------------------------------------
 
 
-def _loss_arrays(num_classes, class_logits, box_regression, labels, targets):
-    """The loss inputs in their shapes (an empty JSON matrix loses its column count)."""
-    columns = int(num_classes) + 1
+def _loss_arguments(example: dict) -> tuple[np.ndarray, ...]:
+    """``(class_logits, box_regression, labels, targets)`` in their shapes (an empty JSON matrix
+    loses its column count, hence ``num_classes``)."""
+    labels = example["labels"]
+    columns = int(example["num_classes"]) + 1
     return (
-        np.asarray(class_logits, dtype=np.float64).reshape(len(labels), columns),
-        np.asarray(box_regression, dtype=np.float64).reshape(len(labels), 4 * columns),
+        np.asarray(example["class_logits"], dtype=np.float64).reshape(len(labels), columns),
+        np.asarray(example["box_regression"], dtype=np.float64).reshape(len(labels), 4 * columns),
         labels,
-        np.asarray(targets, dtype=np.float64).reshape(len(labels), 4),
+        np.asarray(example["targets"], dtype=np.float64).reshape(len(labels), 4),
     )
 
 
-@prop(
-    "roi.loss.value",
-    uses=("fast_rcnn_loss",),
-    given=lambda c: fast_rcnn_loss_inputs(c),
-    schema=LOSS_SCHEMA,
-)
-def fast_rcnn_loss_matches_formula(impl, num_classes, class_logits, box_regression, labels, targets):
+def _reference_head(impl, function, arguments) -> np.ndarray:
+    c = impl.conventions
+    return function(*arguments, c.roi_beta, c.roi_background_label)
+
+
+@prop("roi.loss.value", uses=("fast_rcnn_loss",), given=fast_rcnn_loss_inputs, schema=LOSS_SCHEMA)
+def fast_rcnn_loss_matches_formula(impl, **example):
     """Cross-entropy averaged over every sampled RoI (background included) and smooth L1 (the
     declared beta) over the GT-class columns of foreground RoIs, divided by the number of RoIs."""
-    class_logits, box_regression, labels, targets = _loss_arrays(
-        num_classes, class_logits, box_regression, labels, targets
-    )
-    actual = impl.fast_rcnn_loss(class_logits, box_regression, labels, targets)
-    c = impl.conventions
-    expected = ref_roi.fast_rcnn_loss(
-        class_logits, box_regression, labels, targets, c.roi_beta, c.roi_background_label
-    )
-    check_close(actual, expected, tolerance(c.dtype) * (1 + np.abs(expected)) * 10, "[classification, box]")
+    arguments = _loss_arguments(example)
+    actual = impl.fast_rcnn_loss(*arguments)
+    expected = _reference_head(impl, ref_roi.fast_rcnn_loss, arguments)
+    tol = tolerance(impl.conventions.dtype) * (1 + np.abs(expected)) * 10
+    check_close(actual, expected, tol, "[classification, box]")
 
 
-@prop(
-    "roi.loss.gradient",
-    uses=("fast_rcnn_loss_gradient",),
-    given=lambda c: fast_rcnn_loss_inputs(c),
-    schema=LOSS_SCHEMA,
-)
-def background_rois_and_other_classes_get_no_box_gradient(
-    impl, num_classes, class_logits, box_regression, labels, targets
-):
+@prop("roi.loss.gradient", uses=("fast_rcnn_loss_gradient",), given=fast_rcnn_loss_inputs, schema=LOSS_SCHEMA)
+def background_rois_and_other_classes_get_no_box_gradient(impl, **example):
     """d loss / d box output is exactly 0 for background RoIs and for every column of a class
     other than the RoI's GT class; every RoI, background included, gets a classification
     gradient; both equal the analytic gradient."""
-    class_logits, box_regression, labels, targets = _loss_arrays(
-        num_classes, class_logits, box_regression, labels, targets
-    )
-    gradient = impl.fast_rcnn_loss_gradient(class_logits, box_regression, labels, targets)
+    arguments = _loss_arguments(example)
+    class_logits, _, labels, _ = arguments
+    gradient = impl.fast_rcnn_loss_gradient(*arguments)
     count, classes = class_logits.shape
     background = ref_roi.background_class(classes - 1, impl.conventions.roi_background_label)
     box = gradient[:, classes:].reshape(count, classes, 4)
@@ -533,11 +523,9 @@ def background_rois_and_other_classes_get_no_box_gradient(
     allowed[foreground, labels[foreground]] = True
     off = np.where(allowed[:, :, None], 0.0, box)
     check_equal(off, np.zeros_like(off), "box gradient of background RoIs and non-GT classes")
-    c = impl.conventions
-    expected = ref_roi.fast_rcnn_loss_gradient(
-        class_logits, box_regression, labels, targets, c.roi_beta, c.roi_background_label
-    )
-    check_close(gradient, expected, tolerance(c.dtype) * (1 + np.abs(expected)) * 10, "gradient")
+    expected = _reference_head(impl, ref_roi.fast_rcnn_loss_gradient, arguments)
+    tol = tolerance(impl.conventions.dtype) * (1 + np.abs(expected)) * 10
+    check_close(gradient, expected, tol, "gradient")
 
 
 @prop(
@@ -546,10 +534,7 @@ def background_rois_and_other_classes_get_no_box_gradient(
     given=lambda c: fast_rcnn_loss_inputs(c, empty=True),
     schema=LOSS_SCHEMA,
 )
-def fast_rcnn_loss_of_no_roi_is_zero(impl, num_classes, class_logits, box_regression, labels, targets):
+def fast_rcnn_loss_of_no_roi_is_zero(impl, **example):
     """With no RoI sampled, both terms are 0 -- not NaN."""
-    class_logits, box_regression, labels, targets = _loss_arrays(
-        num_classes, class_logits, box_regression, labels, targets
-    )
-    actual = impl.fast_rcnn_loss(class_logits, box_regression, labels, targets)
+    actual = impl.fast_rcnn_loss(*_loss_arguments(example))
     check_equal(actual, np.zeros(2), "loss of an empty RoI batch")
