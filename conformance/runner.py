@@ -3,7 +3,8 @@
 Three ways in: :func:`run_property` lets Hypothesis search (explicit boundary examples first, then
 the example database, then generated inputs) and reports the shrunk minimal input of a failure;
 :func:`replay_witness` runs a known deviation's stored witness once, deterministically;
-:func:`evaluate` picks between them from the expectations.
+:func:`evaluate` combines them: the witness of a documented deviation, then a search for any
+other failure.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import hypothesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.database import ExampleDatabase
-from hypothesis.errors import FlakyFailure
+from hypothesis.errors import FlakyFailure, Unsatisfiable
 
 from conformance.expectations import Deviation
 from conformance.guard import GuardedImplementation
@@ -101,8 +102,11 @@ def run_property(
     base_settings: settings | None = None,
     database: ExampleDatabase | None = None,
     seed: int | None = None,
+    known: str | None = None,
 ) -> Outcome:
-    """Search for a counterexample with Hypothesis under ``base_settings`` (default profile)."""
+    """Search for a counterexample with Hypothesis under ``base_settings`` (default profile).
+    Failures whose message matches the regular expression ``known`` (a documented deviation)
+    are set aside, so that the search goes on for any other failure."""
     blocked = _not_runnable(prop, impl)
     if blocked:
         return blocked
@@ -113,6 +117,11 @@ def run_property(
         calls["count"] += 1
         try:
             prop.check(impl, **example)
+        except PropertyFailure as error:
+            if known and re.search(known, error.message):
+                hypothesis.reject()  # the documented deviation: not a new failure
+            last_failure.update(example=example, error=error)
+            raise
         except BaseException as error:
             last_failure.update(example=example, error=error)
             raise
@@ -127,7 +136,11 @@ def run_property(
         database=namespaced,
         report_multiple_bugs=False,
         deadline=None,
-        suppress_health_check=[*profile.suppress_health_check, HealthCheck.too_slow],
+        suppress_health_check=[
+            *profile.suppress_health_check,
+            HealthCheck.too_slow,
+            *([HealthCheck.filter_too_much] if known else []),
+        ],
     )(wrapped)
     if seed is not None and not profile.derandomize:
         wrapped = hypothesis.seed(seed)(wrapped)
@@ -135,6 +148,10 @@ def run_property(
         wrapped()
     except KeyboardInterrupt:
         raise
+    except Unsatisfiable:
+        if not known:
+            raise  # a problem of the suite itself: the strategy yields nothing
+        return Outcome(prop.name, prop.clause, "pass", examples=calls["count"])  # all were the known one
     except BaseException as error:
         if not last_failure:  # a problem of the suite itself (unsatisfiable strategy, ...)
             raise
@@ -199,7 +216,18 @@ def evaluate(
     database: ExampleDatabase | None = None,
     seed: int | None = None,
 ) -> Outcome:
-    """The verdict for one property: witness replay for a documented deviation, search otherwise."""
-    if deviation is not None:
-        return replay_witness(prop, impl, deviation)
-    return run_property(prop, impl, base_settings, database, seed)
+    """The verdict for one property. Without a documented deviation: a search. With one: its
+    witness is replayed, then (when the deviation says what its failure looks like, ``match``)
+    the search runs with that failure set aside, so that a different failure of the same
+    property still fails the clause."""
+    if deviation is None:
+        return run_property(prop, impl, base_settings, database, seed)
+    replayed = replay_witness(prop, impl, deviation)
+    if replayed.status != "deviates" or not deviation.match:
+        return replayed
+    search = run_property(prop, impl, base_settings, database, seed, known=deviation.match)
+    if search.status == "fail":
+        search.message = f"beyond the documented deviation ({deviation.match!r}): {search.message}"
+        return search
+    replayed.examples += search.examples
+    return replayed

@@ -216,7 +216,29 @@ def roi_pool_is_max_over_quantised_bins(impl, **example):
     clipped to the map; a bin off the map is 0."""
     actual = _pool(impl, **example)
     expected = ref_pool.roi_pool(**example)
+    if np.array_equal(actual, expected):
+        return
+    if np.array_equal(actual, ref_pool.roi_pool(**example, bin_edges=float32_bin_edges)):
+        fail(
+            "RoI max pooling: the bins follow float32 bin edges (ceil((p + 1) * fl(L / n)) ends a "
+            "bin one cell past the exact edge), not the exact integer edges",
+            expected,
+            actual,
+        )
     check_equal(actual, expected, "RoI max pooling")
+
+
+def float32_bin_edges(start: int, end: int, bins: int, size: int) -> list[tuple[int, int]]:
+    """Bin edges as Caffe's and torchvision's kernels compute them: ``floor(p · size)`` and
+    ``ceil((p + 1) · size)`` with ``size = fl32(L / n)`` -- the variant ``roi.pool.value`` names."""
+    length = max(end - start + 1, 1)
+    step = np.float32(length) / np.float32(bins)
+    edges = []
+    for b in range(bins):
+        low = start + int(np.floor(np.float32(b) * step))
+        high = start + int(np.ceil(np.float32(b + 1) * step))
+        edges.append((min(max(low, 0), size), min(max(high, 0), size)))
+    return edges
 
 
 @prop(

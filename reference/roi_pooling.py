@@ -52,19 +52,20 @@ def roi_pool_bins(start: int, end: int, bins: int, size: int) -> list[tuple[int,
     return edges
 
 
-def roi_pool(features, rois, output_size, spatial_scale: float) -> np.ndarray:
+def roi_pool(features, rois, output_size, spatial_scale: float, bin_edges=roi_pool_bins) -> np.ndarray:
     """``(R, C, ph, pw)``: Fast R-CNN RoI max pooling (``roi.pool.*``). Corners are quantised to
     feature cells by ``round(coordinate · scale)`` (half away from zero), the RoI covers the cells
     from the first to the last corner inclusive, and each bin is the max over its cells; a bin
-    that falls outside the map is 0."""
+    that falls outside the map is 0. ``bin_edges`` (default: the spec's exact edges) lets a
+    property name a known variant."""
     features, rois, (ph, pw), scale = _check_pooling_inputs(features, rois, output_size, spatial_scale)
     channels, height, width = features.shape
     corners = round_half_away(rois * scale).astype(np.int64)
     channels_last = np.ascontiguousarray(features.transpose(1, 2, 0))  # (H, W, C): fast maxima
     output = np.zeros((len(rois), ph, pw, channels))
     for r, (x1, y1, x2, y2) in enumerate(corners):
-        rows = roi_pool_bins(int(y1), int(y2), ph, height)
-        columns = roi_pool_bins(int(x1), int(x2), pw, width)
+        rows = bin_edges(int(y1), int(y2), ph, height)
+        columns = bin_edges(int(x1), int(x2), pw, width)
         # the max over each band of rows (within the RoI's columns), then over each band of
         # columns: ph + pw slices instead of ph * pw
         first, last = columns[0][0], columns[-1][1]

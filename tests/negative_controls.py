@@ -767,12 +767,13 @@ class ProposalsWithoutNms(Control):
         return _proposals((*args[:7], 1.0, *args[8:]))
 
 
-class ProposalsPostNBeforeNms(Control):
-    """Applies post_nms_top_n before NMS, then NMS: the kept set depends on post_n."""
+class ProposalsKeepTheLowestScores(Control):
+    """The post-NMS cut keeps the *last* post_n survivors (``[-post_n:]`` for ``[:post_n]``),
+    still sorted: each post_n keeps a different tail, so no smaller one is a prefix."""
 
     def generate_proposals(self, *args):
-        early = _proposals((*args[:5], min(args[5], args[6]), *args[6:]))
-        return early
+        everything = _proposals((*args[:6], len(args[0]), *args[7:]))
+        return everything[len(everything) - min(int(args[6]), len(everything)) :]
 
 
 class ProposalsGlobalTopN(Control):
@@ -1079,7 +1080,7 @@ CONTROLS = {
     "every_proposal_is_a_decoded_clipped_anchor": ProposalsWithRawLogits,
     "proposals_satisfy_the_min_size": ProposalsMinSizeIgnored,
     "proposals_of_a_level_do_not_overlap_above_threshold": ProposalsWithoutNms,
-    "smaller_post_n_is_a_prefix": ProposalsPostNBeforeNms,
+    "smaller_post_n_is_a_prefix": ProposalsKeepTheLowestScores,
     "proposals_follow_the_declared_pipeline": ProposalsGlobalTopN,
     "paper_scale_proposals_keep_the_invariants": ProposalsMinSizeIgnored,
     "sampled_rois_are_candidates": RoiForegroundWithReplacement,

@@ -14,7 +14,7 @@ from conformance.expectations import Deviation, load_expectations
 from conformance.guard import GuardedImplementation
 from conformance.loader import ImplementationSpecError, load_adapter
 from conformance.report import build_report, render_html, summary_lines
-from conformance.runner import replay_witness, run_property
+from conformance.runner import evaluate, replay_witness, run_property
 from conformance.spec_index import load_clauses
 from properties.interface import ImplementationHung, ImplementationRaised, InvalidResult
 from properties.registry import all_properties
@@ -157,6 +157,31 @@ def test_witness_that_fails_differently_is_a_failure():
     deviation = Deviation(ZERO_UNION.clause, ZERO_UNION.name, "0/0", ZERO_WITNESS, match="NaN")
     outcome = replay_witness(ZERO_UNION, GuardedImplementation(bad.Raises()), deviation)
     assert outcome.status == "fail" and "fails differently" in outcome.message
+
+
+class NaNForIdenticalBoxesElseAQuarter:
+    """Two failures of one property: NaN for a pair of identical zero-area boxes (the documented
+    one) and 0.25 for any other pair (a different one)."""
+
+    name, version, conventions = "two-bugs", "0", reference().conventions
+
+    def box_iou(self, boxes1, boxes2):
+        same = np.all(np.asarray(boxes1)[:, None] == np.asarray(boxes2)[None], axis=2)
+        return np.where(same, np.nan, 0.25)
+
+
+def test_search_goes_on_past_a_documented_deviation():
+    deviation = Deviation(ZERO_UNION.clause, ZERO_UNION.name, "0/0", ZERO_WITNESS, match="NaN")
+    impl = GuardedImplementation(NaNForIdenticalBoxesElseAQuarter())
+    outcome = evaluate(ZERO_UNION, impl, deviation, QUICK)
+    assert outcome.status == "fail" and outcome.message.startswith("beyond the documented deviation")
+    assert "got 0.25" in outcome.message
+
+
+def test_documented_deviation_alone_stays_a_deviation_after_the_search():
+    deviation = Deviation(ZERO_UNION.clause, ZERO_UNION.name, "0/0", ZERO_WITNESS, match="NaN")
+    outcome = evaluate(ZERO_UNION, GuardedImplementation(bad.ReturnsNaN()), deviation, QUICK)
+    assert outcome.status == "deviates" and outcome.examples > 1
 
 
 def test_report_lists_every_clause_with_a_status_and_the_failure_details():
