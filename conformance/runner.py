@@ -17,7 +17,7 @@ from typing import Any
 import hypothesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.database import ExampleDatabase
-from hypothesis.errors import FlakyFailure, Unsatisfiable
+from hypothesis.errors import FlakyFailure
 
 from conformance.expectations import Deviation
 from conformance.guard import GuardedImplementation
@@ -119,7 +119,7 @@ def run_property(
             prop.check(impl, **example)
         except PropertyFailure as error:
             if known and re.search(known, error.message):
-                hypothesis.reject()  # the documented deviation: not a new failure
+                return  # the documented deviation: set aside, not a new failure
             last_failure.update(example=example, error=error)
             raise
         except BaseException as error:
@@ -136,11 +136,7 @@ def run_property(
         database=namespaced,
         report_multiple_bugs=False,
         deadline=None,
-        suppress_health_check=[
-            *profile.suppress_health_check,
-            HealthCheck.too_slow,
-            *([HealthCheck.filter_too_much] if known else []),
-        ],
+        suppress_health_check=[*profile.suppress_health_check, HealthCheck.too_slow],
     )(wrapped)
     if seed is not None and not profile.derandomize:
         wrapped = hypothesis.seed(seed)(wrapped)
@@ -148,10 +144,6 @@ def run_property(
         wrapped()
     except KeyboardInterrupt:
         raise
-    except Unsatisfiable:
-        if not known:
-            raise  # a problem of the suite itself: the strategy yields nothing
-        return Outcome(prop.name, prop.clause, "pass", examples=calls["count"])  # all were the known one
     except BaseException as error:
         if not last_failure:  # a problem of the suite itself (unsatisfiable strategy, ...)
             raise
