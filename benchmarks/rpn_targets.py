@@ -13,10 +13,9 @@ import argparse
 import numpy as np
 import torch
 from torchvision.models.detection import _utils as det_utils
-from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 
 from benchmarks.boxes import IMAGE_HEIGHT, IMAGE_WIDTH, gt_boxes, paper_anchors, print_comparison
+from conformance.adapters.torchvision_adapter import rpn_with_thresholds
 from reference import rpn_targets as ref
 
 
@@ -31,17 +30,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     anchors, gt = paper_anchors(), gt_boxes(np.random.default_rng(0))
-    rpn = RegionProposalNetwork(
-        AnchorGenerator(),
-        RPNHead(1, 9),
-        0.7,
-        0.3,
-        256,
-        0.5,
-        {"training": 1, "testing": 1},
-        {"training": 1, "testing": 1},
-        0.7,
-    )
+    rpn = rpn_with_thresholds(0.7, 0.3)
     t_anchors = torch.as_tensor(anchors, dtype=torch.float32)
     t_gt = torch.as_tensor(gt, dtype=torch.float32)
     sampler = det_utils.BalancedPositiveNegativeSampler(256, 0.5)

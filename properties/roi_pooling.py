@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from properties.checks import check_close, check_equal, fail, tolerance
 from properties.registry import prop
-from properties.strategies.roi import STRIDES, bin_hazard_inputs, pooling_inputs
+from properties.strategies.roi import STRIDES, bin_hazard_inputs, float32_bin_edges, pooling_inputs
 from reference import roi_pooling as ref_pool
 
 ALIGN_SCHEMA = {
@@ -121,7 +121,7 @@ def roi_align_is_exact_on_affine_maps(impl, **example):
 @prop(
     "roi.align.half-pixel",
     uses=("roi_align",),
-    given=lambda _c: pooling_inputs(fixed_sampling=False).map(
+    given=lambda _c: pooling_inputs().map(
         lambda e: {
             **e,
             "rois": np.concatenate(
@@ -226,19 +226,6 @@ def roi_pool_is_max_over_quantised_bins(impl, **example):
             actual,
         )
     check_equal(actual, expected, "RoI max pooling")
-
-
-def float32_bin_edges(start: int, end: int, bins: int, size: int) -> list[tuple[int, int]]:
-    """Bin edges as Caffe's and torchvision's kernels compute them: ``floor(p · size)`` and
-    ``ceil((p + 1) · size)`` with ``size = fl32(L / n)`` -- the variant ``roi.pool.value`` names."""
-    length = max(end - start + 1, 1)
-    step = np.float32(length) / np.float32(bins)
-    edges = []
-    for b in range(bins):
-        low = start + int(np.floor(np.float32(b) * step))
-        high = start + int(np.ceil(np.float32(b + 1) * step))
-        edges.append((min(max(low, 0), size), min(max(high, 0), size)))
-    return edges
 
 
 @prop(

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from reference.boxes import encode_boxes, pairwise_iou
-from reference.rpn_targets import smooth_l1
+from reference.rpn_targets import smooth_l1, smooth_l1_slope
 from reference.validation import (
     check_boxes,
     check_convention,
@@ -216,7 +216,5 @@ def fast_rcnn_loss_gradient(
     gradient_logits[np.arange(count), labels] -= 1.0
     gradient_boxes = np.zeros_like(boxes)
     rows = np.flatnonzero(foreground)
-    diff = boxes[rows, labels[rows]] - targets[rows]
-    slope = np.sign(diff) if beta == 0 else np.where(np.abs(diff) < beta, diff / beta, np.sign(diff))
-    gradient_boxes[rows, labels[rows]] = slope
+    gradient_boxes[rows, labels[rows]] = smooth_l1_slope(boxes[rows, labels[rows]] - targets[rows], beta)
     return np.concatenate([gradient_logits, gradient_boxes.reshape(count, -1)], axis=1) / max(count, 1)

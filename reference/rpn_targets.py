@@ -140,6 +140,22 @@ def smooth_l1(x: np.ndarray, beta: float) -> np.ndarray:
     return np.where(absolute < beta, 0.5 * x * x / beta, absolute - 0.5 * beta)
 
 
+def smooth_l1_slope(x: np.ndarray, beta: float) -> np.ndarray:
+    """The derivative of :func:`smooth_l1`: ``x / β`` inside ``|x| < β``, ``sign(x)`` outside
+    (and for β = 0)."""
+    if beta == 0:
+        return np.sign(x)
+    return np.where(np.abs(x) < beta, x / beta, np.sign(x))
+
+
+def _check_rpn_loss_inputs(logits, deltas, sampled, targets):
+    sampled = np.asarray(sampled)
+    logits = check_vector(logits, "logits", len(sampled))
+    deltas = check_finite_array(deltas, "deltas", ndim=2, last_dim=4)
+    targets = check_finite_array(targets, "targets", ndim=2, last_dim=4)
+    return logits, deltas, sampled, targets
+
+
 def _loss_weights(sampled: np.ndarray, normaliser: str, anchor_locations: int | None):
     """(cls weight per sampled anchor, reg weight per positive): the two normalisations."""
     count = int(np.sum(sampled >= 0))
@@ -167,10 +183,7 @@ def rpn_loss(
     ``w_cls = 1/256``, ``w_reg = λ / N_reg = 10 / #anchor locations``. ``sampled``: 1/0/-1 from
     :func:`sample_balanced`. Returns ``[classification, regression]`` (the second weighted).
     """
-    logits = check_vector(logits, "logits", len(np.asarray(sampled)))
-    deltas = check_finite_array(deltas, "deltas", ndim=2, last_dim=4)
-    targets = check_finite_array(targets, "targets", ndim=2, last_dim=4)
-    sampled = np.asarray(sampled)
+    logits, deltas, sampled, targets = _check_rpn_loss_inputs(logits, deltas, sampled, targets)
     w_cls, w_reg = _loss_weights(sampled, normaliser, anchor_locations)
     chosen = sampled >= 0
     labels = (sampled == POSITIVE).astype(np.float64)
@@ -193,17 +206,12 @@ def rpn_loss_gradient(
     """``(N, 5)``: d(total loss)/d(logit) and d/d(deltas), analytically (``rpn.loss.gradient``).
     Exactly zero for anchors that are not sampled, and zero in the delta columns of every anchor
     that is not a sampled positive."""
-    logits = check_vector(logits, "logits", len(np.asarray(sampled)))
-    deltas = check_finite_array(deltas, "deltas", ndim=2, last_dim=4)
-    targets = check_finite_array(targets, "targets", ndim=2, last_dim=4)
-    sampled = np.asarray(sampled)
+    logits, deltas, sampled, targets = _check_rpn_loss_inputs(logits, deltas, sampled, targets)
     w_cls, w_reg = _loss_weights(sampled, normaliser, anchor_locations)
     labels = (sampled == POSITIVE).astype(np.float64)
     gradient = np.zeros((len(sampled), 5))
     chosen = sampled >= 0
     gradient[chosen, 0] = w_cls * (1.0 / (1.0 + np.exp(-logits[chosen])) - labels[chosen])
     positive = sampled == POSITIVE
-    diff = deltas[positive] - targets[positive]
-    slope = np.sign(diff) if beta == 0 else np.where(np.abs(diff) < beta, diff / beta, np.sign(diff))
-    gradient[positive, 1:] = w_reg * slope
+    gradient[positive, 1:] = w_reg * smooth_l1_slope(deltas[positive] - targets[positive], beta)
     return gradient

@@ -617,15 +617,6 @@ class FftWithoutMinusSign(Control):
         return np.stack([spectrum.real, spectrum.imag], -1)
 
 
-class FftOfTransposedImage(Control):
-    """Transforms along the wrong axes on non-square images (a transposed layout)."""
-
-    def fft2(self, image):
-        image = np.asarray(image, float)
-        spectrum = np.fft.fft2(image.T).T if image.shape[0] != image.shape[1] else np.fft.fft2(image)
-        return np.stack([spectrum.real, spectrum.imag], -1)
-
-
 class FftWithNoisyImaginaryPart(Control):
     """Adds a small non-Hermitian imaginary part to the spectrum (a complex input treated as real)."""
 
@@ -1087,7 +1078,7 @@ CONTROLS = {
     "sampled_rois_are_labelled_by_iou": RoiBackgroundUpToHigh,
     "sample_sizes_follow_the_budget_and_fill_policy": RoiRoundedBudget,
     "gt_boxes_are_sampled_as_their_own_foreground": RoiGtNotAdded,
-    "without_gt_every_rois_is_background": RoiNothingWithoutGt,
+    "without_gt_every_roi_is_background": RoiNothingWithoutGt,
     "roi_sampling_is_reproducible": RoiUnseeded,
     "roi_sampling_is_uniform": RoiIgnoresSeed,
     "lower_background_threshold_is_honoured": RoiIgnoresBackgroundLow,

@@ -113,7 +113,7 @@ class TorchvisionAdapter:
         return torch.cat(levels).detach().cpu().numpy() if levels else np.zeros((0, 4))
 
     def _assign(self, anchors, gt_boxes, high, low):
-        rpn = _rpn(high, low)
+        rpn = rpn_with_thresholds(high, low)
         anchors_t, gt_t = self._tensor(anchors), self._tensor(gt_boxes)
         (labels,), (matched_boxes,) = rpn.assign_targets_to_anchors([anchors_t], [{"boxes": gt_t}])
         return rpn, anchors_t, gt_t, labels, matched_boxes
@@ -149,7 +149,7 @@ class TorchvisionAdapter:
     def _loss(self, logits, deltas, sampled, targets, requires_grad=False):
         """``compute_loss`` with a pass-through sampler (batch = N, fraction 1: it takes every
         anchor labelled 1 or 0), so that ``sampled`` decides what enters the loss."""
-        rpn = _rpn(0.7, 0.3)
+        rpn = rpn_with_thresholds(0.7, 0.3)
         rpn.fg_bg_sampler = det_utils.BalancedPositiveNegativeSampler(max(len(sampled), 1), 1.0)
         objectness = self._tensor(logits).requires_grad_(requires_grad)
         pred = self._tensor(deltas).requires_grad_(requires_grad)
@@ -341,7 +341,7 @@ class TorchvisionAdapter:
         return _backbone_support(name, int(input_size), tuple(int(c) for c in cells))
 
 
-def _rpn(high: float, low: float) -> RegionProposalNetwork:
+def rpn_with_thresholds(high: float, low: float) -> RegionProposalNetwork:
     """A torchvision RPN with the given IoU thresholds (the head and anchors are not used here)."""
     return RegionProposalNetwork(
         AnchorGenerator(),

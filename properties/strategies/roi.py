@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from properties.interface import Conventions
 from properties.strategies.boxes import CODER_WEIGHTS, integer_boxes, pair_at_iou
+from reference.roi_pooling import roi_pool_bins
 from reference.roi_targets import object_classes
 
 #: Batch sizes: the seed's 128, torchvision's 512, and small ones that make every budget bind.
@@ -138,12 +139,12 @@ def feature_maps(draw, channels=(1, 3), side=(1, 10)):
 
 
 @st.composite
-def rois_on(draw, height: int, width: int, stride: int, count=(0, 5), unit: float = 0.25, outside=True):
-    """RoIs in image coordinates on a grid of ``unit`` pixels (relative to the stride), around a
-    ``height`` x ``width`` map: inside it, across its border, wholly outside (``outside``), tiny
-    (narrower than a cell) and empty."""
+def rois_on(draw, height: int, width: int, stride: int, count=(0, 5), unit: float = 0.25):
+    """RoIs in image coordinates on a grid of ``unit`` cells (times the stride), around a
+    ``height`` x ``width`` map: inside it, across its border, wholly outside, tiny (narrower than
+    a cell) and empty."""
     rows = []
-    margin = 4 if outside else 0
+    margin = 4
     cells = st.integers(int(-margin / unit), int((width + margin) / unit))
     cells_y = st.integers(int(-margin / unit), int((height + margin) / unit))
     for _ in range(draw(st.integers(*count))):
@@ -161,35 +162,45 @@ def rois_on(draw, height: int, width: int, stride: int, count=(0, 5), unit: floa
 
 
 @st.composite
-def pooling_inputs(draw, outside: bool = True, fixed_sampling: bool = False):
+def pooling_inputs(draw):
     """A map, RoIs, an output size, a spatial scale, a sampling ratio and the aligned flag."""
     features = draw(feature_maps())
     _, height, width = features.shape
     stride = draw(STRIDES)
     return {
         "features": features,
-        "rois": draw(rois_on(height, width, stride, outside=outside)),
+        "rois": draw(rois_on(height, width, stride)),
         "output_size": (float(draw(st.integers(1, 4))), float(draw(st.integers(1, 4)))),
         "spatial_scale": 1.0 / stride,
-        "sampling_ratio": draw(st.integers(1, 4) if fixed_sampling else st.integers(0, 4)),
+        "sampling_ratio": draw(st.integers(0, 4)),
         "aligned": int(draw(st.booleans())),
     }
 
 
+def float32_bin_edges(start: int, end: int, bins: int, size: int) -> list[tuple[int, int]]:
+    """RoI-pool bin edges as Caffe's and torchvision's kernels compute them: ``floor(p · step)``
+    and ``ceil((p + 1) · step)`` with ``step = fl32(L / n)``; the same signature as the exact
+    :func:`reference.roi_pooling.roi_pool_bins`."""
+    length = max(end - start + 1, 1)
+    step = np.float32(length) / np.float32(bins)
+    edges = []
+    for b in range(bins):
+        low = start + int(np.floor(np.float32(b) * step))
+        high = start + int(np.ceil(np.float32(b + 1) * step))
+        edges.append((min(max(low, 0), size), min(max(high, 0), size)))
+    return edges
+
+
 def _float32_bin_hazards(max_bins: int = 14, max_extent: int = 64) -> dict[int, list[int]]:
-    """For each bin count n, the RoI extents L (in cells) for which RoI-pool bin edges computed
-    in float32 -- ``floor(p · fl(L/n))``, ``ceil((p + 1) · fl(L/n))`` as in Caffe's and
-    torchvision's kernels -- differ from the exact ``⌊p L / n⌋``, ``⌈(p + 1) L / n⌉``. With the
-    paper's 7 x 7 output the first is L = 57 (a 912-pixel RoI at stride 16)."""
+    """For each bin count n, the RoI extents L (in cells) whose float32 bin edges
+    (:func:`float32_bin_edges`) differ from the exact ones. With the paper's 7 x 7 output the
+    first is L = 57 (a 912-pixel RoI at stride 16)."""
     hazards: dict[int, list[int]] = {}
     for bins in range(1, max_bins + 1):
         for extent in range(1, max_extent + 1):
-            size = np.float32(extent) / np.float32(bins)
-            for p in range(bins):
-                low, high = np.floor(np.float32(p) * size), np.ceil(np.float32(p + 1) * size)
-                if low != (p * extent) // bins or high != -((-(p + 1) * extent) // bins):
-                    hazards.setdefault(bins, []).append(extent)
-                    break
+            exact = roi_pool_bins(0, extent - 1, bins, extent + 1)
+            if float32_bin_edges(0, extent - 1, bins, extent + 1) != exact:
+                hazards.setdefault(bins, []).append(extent)
     return hazards
 
 
