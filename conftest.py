@@ -1,3 +1,2 @@
-"""Top-level pytest configuration: the detspec plugin (``--impl``, profiles, report)."""
-
-pytest_plugins = ("conformance.plugin",)
+"""Top-level pytest configuration of the checkout. The detspec plugin itself is registered through
+the ``pytest11`` entry point of the installed package (``pip install -e .``)."""

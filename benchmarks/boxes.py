@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torchvision
 
-from reference import boxes as ref
+from detspec.reference import boxes as ref
 
 FEATURE_HEIGHT, FEATURE_WIDTH, STRIDE = 37, 62, 16
 IMAGE_HEIGHT, IMAGE_WIDTH = FEATURE_HEIGHT * STRIDE, FEATURE_WIDTH * STRIDE

@@ -13,8 +13,8 @@ import argparse
 import numpy as np
 
 from benchmarks.boxes import IMAGE_HEIGHT, IMAGE_WIDTH, paper_anchors, print_comparison
-from conformance.adapters.torchvision_adapter import TorchvisionAdapter
-from reference.proposals import generate_proposals
+from detspec.conformance.adapters.torchvision_adapter import TorchvisionAdapter
+from detspec.reference.proposals import generate_proposals
 
 SETTINGS = (12000, 2000, 0.7, 16.0)
 

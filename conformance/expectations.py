@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from properties.registry import Property
+from detspec.properties.registry import Property
 
-EXPECTATIONS_DIR = Path(__file__).resolve().parent / "expectations"
+#: The expectations shipped with detspec for its built-in implementations (package data).
+EXPECTATIONS_DIR = Path(str(resources.files("detspec.conformance"))) / "expectations"
 REQUIRED = ("clause", "property", "reason", "witness")
 OPTIONAL = ("upstream", "match")
 

@@ -6,8 +6,8 @@ import html
 
 import numpy as np
 
-from properties.strategies.anchors import PAPER
-from reference.receptive_field import RPN_CONV, VGG16_CONV5_3, receptive_field
+from detspec.properties.strategies.anchors import PAPER
+from detspec.reference.receptive_field import RPN_CONV, VGG16_CONV5_3, receptive_field
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
 
@@ -150,7 +150,7 @@ def _png_data_uri(image: np.ndarray, zoom: int = 4) -> str:
 def fourier_reconstructions(impl) -> dict[str, str]:
     """For two shape images a and b (the declared family, seed 0): the original, phase-only,
     amplitude-only, and the hybrids, with each one's edge agreement, computed by ``impl``."""
-    from reference.fourier import edge_agreement, shapes_image
+    from detspec.reference.fourier import edge_agreement, shapes_image
 
     rng = np.random.default_rng(0)
     a, b = shapes_image(rng, 64), shapes_image(rng, 64)
@@ -185,8 +185,8 @@ def fourier_reconstructions(impl) -> dict[str, str]:
 def proposal_stages(impl) -> dict[str, str]:
     """A small example of the proposal pipeline: anchors (grey, dashed), the decoded boxes (blue),
     the same clipped to the image (orange), and the proposals the implementation keeps (green)."""
-    from reference.boxes import decode_boxes
-    from reference.proposals import decode_and_clip
+    from detspec.reference.boxes import decode_boxes
+    from detspec.reference.proposals import decode_and_clip
 
     anchors = np.array(
         [
@@ -242,8 +242,8 @@ def roi_sampling_counterexample(impl, example: dict) -> dict[str, str] | None:
     """The GT boxes (black) and the RoI candidates (dashed) coloured by what the implementation
     did with them (green foreground, red background, grey not sampled), for a minimal input of a
     RoI-sampling property."""
-    from properties.roi_head import ARGUMENTS
-    from reference.roi_targets import background_class, roi_candidates
+    from detspec.properties.roi_head import ARGUMENTS
+    from detspec.reference.roi_targets import background_class, roi_candidates
 
     if not set(ARGUMENTS) <= set(example):
         return None
@@ -296,7 +296,7 @@ def roi_align_grid(impl) -> dict[str, str]:
     """One RoI on a 6 x 5 map, 2 x 2 bins, sampling ratio 2: the cells (grey levels: the map's
     values), the bins and the sample points for ``aligned=False`` and ``aligned=True``, with the
     implementation's pooled values, and the cells RoI max pooling takes for the same RoI."""
-    from reference.roi_pooling import align_sample_points, round_half_away
+    from detspec.reference.roi_pooling import align_sample_points, round_half_away
 
     height, width, cell = 5, 6, 60.0
     features = (np.arange(height * width, dtype=np.float64).reshape(1, height, width) * 7) % 11

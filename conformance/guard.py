@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from properties.interface import (
+from detspec.properties.interface import (
     OPERATIONS,
     Conventions,
     ImplementationHung,

@@ -9,13 +9,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from properties.interface import OPERATIONS, Conventions
+from detspec.properties.interface import OPERATIONS, Conventions
 
 BUILTIN = {
-    "reference": "conformance.adapters.reference_adapter:reference",
-    "reference-legacy": "conformance.adapters.reference_adapter:reference_legacy",
-    "torchvision": "conformance.adapters.torchvision_adapter:torchvision_float32",
-    "torchvision-cuda": "conformance.adapters.torchvision_adapter:torchvision_cuda",
+    "reference": "detspec.conformance.adapters.reference_adapter:reference",
+    "reference-legacy": "detspec.conformance.adapters.reference_adapter:reference_legacy",
+    "torchvision": "detspec.conformance.adapters.torchvision_adapter:torchvision_float32",
+    "torchvision-cuda": "detspec.conformance.adapters.torchvision_adapter:torchvision_cuda",
 }
 
 

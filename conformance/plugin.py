@@ -28,15 +28,16 @@ import pytest
 from hypothesis import settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from conformance import ROOT, suite_version
-from conformance.expectations import Expectations, expectations_path, load_expectations
-from conformance.guard import DEFAULT_TIMEOUT_S, GuardedImplementation
-from conformance.loader import ImplementationSpecError, load_adapter
-from conformance.report import build_report, summary_lines, write_report
-from conformance.spec_index import Clause, load_clauses
-from properties.registry import Property, all_properties
+from detspec import suite_version
+from detspec.conformance.expectations import Expectations, expectations_path, load_expectations
+from detspec.conformance.guard import DEFAULT_TIMEOUT_S, GuardedImplementation
+from detspec.conformance.loader import ImplementationSpecError, load_adapter
+from detspec.conformance.report import build_report, summary_lines, write_report
+from detspec.conformance.spec_index import Clause, load_clauses
+from detspec.properties.registry import Property, all_properties
 
-DATABASE = DirectoryBasedExampleDatabase(str(ROOT / ".hypothesis" / "examples"))
+#: The example database lives in the working directory of the run (a checkout or a user project).
+DATABASE = DirectoryBasedExampleDatabase(str(Path.cwd() / ".hypothesis" / "examples"))
 CI_EXAMPLES = 60  # keeps `CI=true make test` near two minutes on 2 cores; `thorough` is the deep search
 
 settings.register_profile("dev", max_examples=40, deadline=None, database=DATABASE)
@@ -74,11 +75,17 @@ class ConformanceContext:
                 "seed": self.seed,
                 "max_examples": profile_settings.max_examples,
             },
-            "expectations": str(self.expectations.path.relative_to(ROOT))
-            if self.expectations.path and self.expectations.path.is_relative_to(ROOT)
-            else str(self.expectations.path),
+            "expectations": _shown_path(self.expectations.path),
             "generated_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         }
+
+
+def _shown_path(path: Path | None) -> str | None:
+    """A path relative to the working directory when it lies below it (reports get shared)."""
+    if path is None:
+        return None
+    resolved = path.resolve()
+    return str(resolved.relative_to(Path.cwd())) if resolved.is_relative_to(Path.cwd()) else str(path)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

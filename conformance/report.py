@@ -8,8 +8,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from conformance import ROOT
-from conformance.spec_index import Clause
+import os
+
+from detspec.conformance.spec_index import SPEC_DIR, Clause
 
 #: When several properties check one clause, the clause takes the most severe of their verdicts.
 SEVERITY = ("fail", "xpass", "deviates", "pass", "skip", "not-provided")
@@ -35,7 +36,7 @@ def clause_verdicts(clauses: dict[str, Clause], outcomes: list[dict[str, Any]]) 
         entry: dict[str, Any] = {
             "id": clause.id,
             "level": clause.level,
-            "spec": f"{clause.path.relative_to(ROOT).as_posix()}#L{clause.line}",
+            "spec": f"spec/{clause.path.name}#L{clause.line}",
             "text": clause.text,
         }
         if not results:
@@ -95,7 +96,8 @@ def _json_block(value: Any) -> str:
     return html.escape(json.dumps(value, indent=1) if not isinstance(value, str) else value)
 
 
-def render_html(report: dict[str, Any]) -> str:
+def render_html(report: dict[str, Any], spec_href: str = "../spec") -> str:
+    """The report as one HTML page; ``spec_href`` is where the spec files are, seen from the page."""
     impl = report["implementation"]
     rows = []
     for verdict in report["clauses"]:
@@ -124,7 +126,7 @@ def render_html(report: dict[str, Any]) -> str:
                 f"<div class='prop'>property <code>{html.escape(outcome['property'])}</code>: "
                 f"{outcome['status']}, {outcome.get('examples', 0)} examples</div>"
             )
-        spec_link = f"../{verdict['spec']}"
+        spec_link = f"{spec_href}/{verdict['spec'].removeprefix('spec/')}"
         rows.append(
             f"<tr style='background:{STATUS_COLOURS[status]}' id='{html.escape(verdict['id'])}'>"
             f"<td><a href='{html.escape(spec_link)}'><code>{html.escape(verdict['id'])}</code></a></td>"
@@ -159,7 +161,7 @@ max_examples {hyp["max_examples"]}; generated {html.escape(report["generated_at"
 {"".join(rows)}
 </table>
 {f"<h2>Figures</h2>{figures}" if figures else ""}
-<p>Statuses and tolerances are explained in <a href="../spec/INTERPRETING.md">spec/INTERPRETING.md</a>.</p>
+<p>Statuses and tolerances are explained in <a href="{html.escape(spec_href)}/INTERPRETING.md">INTERPRETING.md</a>.</p>
 </body></html>
 """
 
@@ -169,5 +171,6 @@ def write_report(report: dict[str, Any], directory: Path) -> tuple[Path, Path]:
     name = report["implementation"]["name"]
     json_path, html_path = directory / f"{name}.json", directory / f"{name}.html"
     json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    html_path.write_text(render_html(report), encoding="utf-8")
+    spec_href = Path(os.path.relpath(SPEC_DIR, directory.resolve())).as_posix()
+    html_path.write_text(render_html(report, spec_href), encoding="utf-8")
     return json_path, html_path

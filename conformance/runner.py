@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.database import ExampleDatabase
 from hypothesis.errors import FlakyFailure
 
-from conformance.expectations import Deviation
-from conformance.guard import GuardedImplementation
-from properties.checks import PropertyFailure
-from properties.registry import Property
+from detspec.conformance.expectations import Deviation
+from detspec.conformance.guard import GuardedImplementation
+from detspec.properties.checks import PropertyFailure
+from detspec.properties.registry import Property
 
 
 @dataclass

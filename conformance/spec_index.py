@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 from pathlib import Path
 
-SPEC_DIR = Path(__file__).resolve().parent.parent / "spec"
+#: The spec files, wherever detspec is installed (a checkout, an editable install or a wheel).
+SPEC_DIR = Path(str(resources.files("detspec.spec")))
 LEVELS = ("MUST", "SHOULD", "MAY")
 CLAUSE_HEADING = re.compile(r"^### `(?P<id>[a-z0-9]+(?:\.[a-z0-9-]+)+)` \((?P<level>[A-Z]+)\)\s*$")
 ANY_HEADING = re.compile(r"^#{1,3} ")

@@ -13,15 +13,15 @@ import json
 import pytest
 from hypothesis import settings
 
-from conformance.figures import (
+from detspec.conformance.figures import (
     anchors_and_receptive_field,
     counterexample_picture,
     fourier_reconstructions,
     proposal_stages,
     roi_align_grid,
 )
-from conformance.runner import evaluate
-from properties.registry import all_properties
+from detspec.conformance.runner import evaluate
+from detspec.properties.registry import all_properties
 
 PROPERTIES = all_properties()
 

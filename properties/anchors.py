@@ -7,13 +7,13 @@ import math
 import numpy as np
 from hypothesis import strategies as st
 
-from properties.checks import check_close, check_equal, check_shape, fail, tolerance
-from properties.interface import Conventions
-from properties.registry import prop
-from properties.strategies.anchors import PAPER, anchor_levels
-from reference import anchors as ref_anchors
-from reference import boxes as ref_boxes
-from reference.receptive_field import RPN_CONV, VGG16_CONV5_3, receptive_field
+from detspec.properties.checks import check_close, check_equal, check_shape, fail, tolerance
+from detspec.properties.interface import Conventions
+from detspec.properties.registry import prop
+from detspec.properties.strategies.anchors import PAPER, anchor_levels
+from detspec.reference import anchors as ref_anchors
+from detspec.reference import boxes as ref_boxes
+from detspec.reference.receptive_field import RPN_CONV, VGG16_CONV5_3, receptive_field
 
 ANCHOR_SCHEMA = {"feature_sizes": "json", "strides": "json", "sizes": "json", "ratios": "json"}
 #: py-faster-rcnn's nine base anchors (``generate_anchors()`` run in Python; its comment block

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from properties.checks import (
+from detspec.properties.checks import (
     check_close,
     check_equal,
     check_indices,
@@ -19,10 +19,10 @@ from properties.checks import (
     relative_scale,
     tolerance,
 )
-from properties.exact import ThresholdOverlaps
-from properties.interface import Conventions, ImplementationRaised
-from properties.registry import prop
-from properties.strategies.boxes import (
+from detspec.properties.exact import ThresholdOverlaps
+from detspec.properties.interface import Conventions, ImplementationRaised
+from detspec.properties.registry import prop
+from detspec.properties.strategies.boxes import (
     CODER_WEIGHTS,
     DECODE_CLAMPS,
     DEFAULT_CLAMP,
@@ -36,7 +36,7 @@ from properties.strategies.boxes import (
     score_vectors,
     to_array,
 )
-from reference import boxes as ref
+from detspec.reference import boxes as ref
 
 BOXES_PAIR = {"boxes1": "rows4", "boxes2": "rows4"}
 

@@ -11,7 +11,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from reference.boxes import pairwise_iou
+from detspec.reference.boxes import pairwise_iou
 
 MARGIN = 1e-9
 

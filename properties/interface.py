@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from properties.checks import PropertyFailure
+from detspec.properties.checks import PropertyFailure
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from properties.checks import check_close, fail, tolerance
-from properties.exact import ThresholdOverlaps
-from properties.registry import prop
-from properties.strategies.boxes import IOU_THRESHOLDS, integer_boxes
-from reference import boxes as ref_boxes
-from reference import proposals as ref_proposals
+from detspec.properties.checks import check_close, fail, tolerance
+from detspec.properties.exact import ThresholdOverlaps
+from detspec.properties.registry import prop
+from detspec.properties.strategies.boxes import IOU_THRESHOLDS, integer_boxes
+from detspec.reference import boxes as ref_boxes
+from detspec.reference import proposals as ref_proposals
 
 SCHEMA = {
     "anchors": "rows4",
@@ -263,7 +263,7 @@ def proposals_follow_the_declared_pipeline(impl, **example):
 def paper_scale_example(seed: int = 0) -> dict:
     """The paper's scale: 62 x 37 x 9 = 20,646 anchors (sizes 128-512, ratios 0.5-2, stride 16),
     random logits and small random deltas, pre-NMS 12,000, post-NMS 2,000, NMS 0.7, min size 16."""
-    from reference.anchors import grid_anchors
+    from detspec.reference.anchors import grid_anchors
 
     rng = np.random.default_rng(seed)
     anchors = grid_anchors((37, 62), 16, (128, 256, 512), (0.5, 1.0, 2.0), offset="centre")

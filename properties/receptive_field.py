@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from properties.checks import check_equal, fail
-from properties.registry import prop
-from properties.strategies.anchors import layer_stacks
-from reference.receptive_field import (
+from detspec.properties.checks import check_equal, fail
+from detspec.properties.registry import prop
+from detspec.properties.strategies.anchors import layer_stacks
+from detspec.reference.receptive_field import (
     RPN_CONV,
     VGG16_CONV5_3,
     ZF_CONV5,

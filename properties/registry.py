@@ -16,18 +16,18 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from properties.interface import Conventions
+from detspec.properties.interface import Conventions
 
 #: Modules that define properties, one per spec area.
 PROPERTY_MODULES = (
-    "properties.boxes",
-    "properties.anchors",
-    "properties.receptive_field",
-    "properties.rpn_training",
-    "properties.fourier",
-    "properties.proposals",
-    "properties.roi_head",
-    "properties.roi_pooling",
+    "detspec.properties.boxes",
+    "detspec.properties.anchors",
+    "detspec.properties.receptive_field",
+    "detspec.properties.rpn_training",
+    "detspec.properties.fourier",
+    "detspec.properties.proposals",
+    "detspec.properties.roi_head",
+    "detspec.properties.roi_pooling",
 )
 
 #: Field kinds: how a field of an example is written to JSON/TOML and read back.

@@ -16,13 +16,13 @@ from fractions import Fraction
 import numpy as np
 from hypothesis import strategies as st
 
-from properties.checks import check_close, check_equal, fail, tolerance
-from properties.exact import MARGIN, PairwiseIoU
-from properties.interface import OPERATIONS
-from properties.registry import prop
-from properties.strategies.roi import fast_rcnn_loss_inputs, sampling_inputs
-from reference import roi_targets as ref_roi
-from reference.boxes import encode_boxes
+from detspec.properties.checks import check_close, check_equal, fail, tolerance
+from detspec.properties.exact import MARGIN, PairwiseIoU
+from detspec.properties.interface import OPERATIONS
+from detspec.properties.registry import prop
+from detspec.properties.strategies.roi import fast_rcnn_loss_inputs, sampling_inputs
+from detspec.reference import roi_targets as ref_roi
+from detspec.reference.boxes import encode_boxes
 
 SAMPLE_SCHEMA = {
     "proposals": "rows4",

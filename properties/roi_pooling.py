@@ -12,10 +12,10 @@ from fractions import Fraction
 import numpy as np
 from hypothesis import strategies as st
 
-from properties.checks import check_close, check_equal, fail, tolerance
-from properties.registry import prop
-from properties.strategies.roi import STRIDES, bin_hazard_inputs, float32_bin_edges, pooling_inputs
-from reference import roi_pooling as ref_pool
+from detspec.properties.checks import check_close, check_equal, fail, tolerance
+from detspec.properties.registry import prop
+from detspec.properties.strategies.roi import STRIDES, bin_hazard_inputs, float32_bin_edges, pooling_inputs
+from detspec.reference import roi_pooling as ref_pool
 
 ALIGN_SCHEMA = {
     "features": "matrix",

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from reference.validation import check_convention
+from detspec.reference.validation import check_convention
 
 ANCHOR_OFFSETS = ("corner", "centre", "legacy")
 ANCHOR_ROUNDINGS = ("none", "round-corners", "legacy")

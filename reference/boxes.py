@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from reference.validation import (
+from detspec.reference.validation import (
     check_boxes,
     check_convention,
     check_finite_array,

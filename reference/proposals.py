@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.boxes import (
+from detspec.reference.boxes import (
     DEFAULT_DECODE_CLAMP,
     batched_nms,
     clip_boxes_to_image,
     decode_boxes,
     nms,
 )
-from reference.boxes import remove_small_boxes as small_box_filter
-from reference.validation import check_boxes, check_finite_array, check_image_size, check_labels
+from detspec.reference.boxes import remove_small_boxes as small_box_filter
+from detspec.reference.validation import check_boxes, check_finite_array, check_image_size, check_labels
 
 PIPELINES = ("per-level", "global")
 MIN_SIZE_STAGES = ("after-top-n", "before-top-n")

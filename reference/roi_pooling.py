@@ -13,7 +13,7 @@ import numbers
 
 import numpy as np
 
-from reference.validation import check_finite_array
+from detspec.reference.validation import check_finite_array
 
 CANONICAL_SCALE, CANONICAL_LEVEL = 224.0, 4
 

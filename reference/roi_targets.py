@@ -11,9 +11,9 @@ import math
 
 import numpy as np
 
-from reference.boxes import encode_boxes, pairwise_iou
-from reference.rpn_targets import smooth_l1, smooth_l1_slope
-from reference.validation import (
+from detspec.reference.boxes import encode_boxes, pairwise_iou
+from detspec.reference.rpn_targets import smooth_l1, smooth_l1_slope
+from detspec.reference.validation import (
     check_boxes,
     check_convention,
     check_finite_array,

@@ -10,8 +10,8 @@ import math
 
 import numpy as np
 
-from reference.boxes import encode_boxes, pairwise_iou
-from reference.validation import (
+from detspec.reference.boxes import encode_boxes, pairwise_iou
+from detspec.reference.validation import (
     check_boxes,
     check_convention,
     check_finite_array,

@@ -7,8 +7,8 @@ import time
 import numpy as np
 import torchvision
 
-from conformance.adapters.reference_adapter import ReferenceAdapter
-from conformance.adapters.torchvision_adapter import TorchvisionAdapter
+from detspec.conformance.adapters.reference_adapter import ReferenceAdapter
+from detspec.conformance.adapters.torchvision_adapter import TorchvisionAdapter
 
 
 class Hangs(ReferenceAdapter):
@@ -50,7 +50,7 @@ class OnlyArea:
     version = "1"
 
     def __init__(self) -> None:
-        from properties.interface import Conventions
+        from detspec.properties.interface import Conventions
 
         self.conventions = Conventions()
 

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from conformance.adapters.reference_adapter import ReferenceAdapter
-from conformance.adapters.torchvision_adapter import TorchvisionAdapter
-from properties.interface import OPERATIONS, Conventions
-from reference import anchors as ref_anchors
-from reference import boxes as ref
-from reference import fourier as ref_fourier
-from reference import proposals as ref_proposals
-from reference import receptive_field as ref_rf
-from reference import roi_pooling as ref_pool
-from reference import roi_targets as ref_roi
-from reference import rpn_targets as ref_rpn
-from reference.boxes import pairwise_iou
+from detspec.conformance.adapters.reference_adapter import ReferenceAdapter
+from detspec.conformance.adapters.torchvision_adapter import TorchvisionAdapter
+from detspec.properties.interface import OPERATIONS, Conventions
+from detspec.reference import anchors as ref_anchors
+from detspec.reference import boxes as ref
+from detspec.reference import fourier as ref_fourier
+from detspec.reference import proposals as ref_proposals
+from detspec.reference import receptive_field as ref_rf
+from detspec.reference import roi_pooling as ref_pool
+from detspec.reference import roi_targets as ref_roi
+from detspec.reference import rpn_targets as ref_rpn
+from detspec.reference.boxes import pairwise_iou
 
 
 def _iou_parts(boxes1, boxes2):
@@ -395,7 +395,7 @@ class BackboneWithShortcuts(TorchvisionAdapter):
     def backbone_layers(self, name):
         from torch import nn
 
-        from conformance.adapters import torchvision_adapter as tv
+        from detspec.conformance.adapters import torchvision_adapter as tv
 
         layers = []
         for _, module in tv._measurable_backbone(name).named_modules():

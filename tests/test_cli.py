@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from conformance import ROOT
+from tests import ROOT
 
 
 def _run_conformance(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-from conformance import ROOT
-from conformance.adapters.reference_adapter import reference
-from conformance.expectations import Deviation, load_expectations
-from conformance.guard import GuardedImplementation
-from conformance.loader import ImplementationSpecError, load_adapter
-from conformance.report import build_report, render_html, summary_lines
-from conformance.runner import evaluate, replay_witness, run_property
-from conformance.spec_index import load_clauses
-from properties.interface import ImplementationHung, ImplementationRaised, InvalidResult
-from properties.registry import all_properties
+from tests import ROOT
+from detspec.conformance.adapters.reference_adapter import reference
+from detspec.conformance.expectations import Deviation, load_expectations
+from detspec.conformance.guard import GuardedImplementation
+from detspec.conformance.loader import ImplementationSpecError, load_adapter
+from detspec.conformance.report import build_report, render_html, summary_lines
+from detspec.conformance.runner import evaluate, replay_witness, run_property
+from detspec.conformance.spec_index import load_clauses
+from detspec.properties.interface import ImplementationHung, ImplementationRaised, InvalidResult
+from detspec.properties.registry import all_properties
 from tests import adapters_for_tests as bad
 
 PROPERTIES = {p.name: p for p in all_properties()}
@@ -67,7 +67,7 @@ def test_missing_operation_is_not_provided_rather_than_failed():
 
 
 def test_property_outside_its_convention_is_skipped():
-    from conformance.adapters.reference_adapter import reference_legacy
+    from detspec.conformance.adapters.reference_adapter import reference_legacy
 
     outcome = run_property(
         PROPERTIES["iou_is_scale_invariant"], GuardedImplementation(reference_legacy()), QUICK

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import Phase, settings
 
-from conformance.guard import GuardedImplementation
-from conformance.runner import run_property
-from properties.registry import all_properties
+from detspec.conformance.guard import GuardedImplementation
+from detspec.conformance.runner import run_property
+from detspec.properties.registry import all_properties
 from tests.negative_controls import CONTROLS
 
 PROPERTIES = {p.name: p for p in all_properties()}

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from properties.anchors import PFR_TABLE
-from reference import anchors as ref
-from reference.boxes import box_iou
-from reference.receptive_field import (
+from detspec.properties.anchors import PFR_TABLE
+from detspec.reference import anchors as ref
+from detspec.reference.boxes import box_iou
+from detspec.reference.receptive_field import (
     RPN_CONV,
     VGG16_CONV5_3,
     ZF_CONV5,

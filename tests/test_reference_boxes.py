@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from properties.exact import exact_iou
-from properties.strategies.boxes import IOU_THRESHOLDS, box_arrays, pair_at_iou, score_vectors
-from reference import boxes as ref
+from detspec.properties.exact import exact_iou
+from detspec.properties.strategies.boxes import IOU_THRESHOLDS, box_arrays, pair_at_iou, score_vectors
+from detspec.reference import boxes as ref
 
 CONVENTIONS = st.sampled_from(["continuous", "legacy"])
 

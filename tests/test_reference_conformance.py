@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import settings
 
-from conformance.adapters.reference_adapter import reference, reference_legacy
-from conformance.guard import GuardedImplementation
-from conformance.runner import run_property
-from properties.registry import all_properties
+from detspec.conformance.adapters.reference_adapter import reference, reference_legacy
+from detspec.conformance.guard import GuardedImplementation
+from detspec.conformance.runner import run_property
+from detspec.properties.registry import all_properties
 
 PROPERTIES = all_properties()
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import find, settings
 
-from properties.strategies.images import images
-from reference import fourier as ref
+from detspec.properties.strategies.images import images
+from detspec.reference import fourier as ref
 
 
 def test_hypothesis_refutes_phase_only_always_keeping_edges_better():

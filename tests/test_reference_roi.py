@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference import roi_pooling as pool
-from reference import roi_targets as ref
+from detspec.reference import roi_pooling as pool
+from detspec.reference import roi_targets as ref
 
 GT = np.array([[0.0, 0.0, 100.0, 100.0]])
 
@@ -161,7 +161,7 @@ def test_bad_pooling_input_is_named(call, message):
 def test_float32_bin_edges_first_go_wrong_at_57_cells_for_7_bins():
     """The strategy's hazard table: the extents where float32 RoI-pool bin edges differ from the
     exact ones (``roi.pool.value``, "Float bin edges")."""
-    from properties.strategies.roi import FLOAT32_BIN_HAZARDS
+    from detspec.properties.strategies.roi import FLOAT32_BIN_HAZARDS
 
     assert FLOAT32_BIN_HAZARDS[7] == [57] and FLOAT32_BIN_HAZARDS[14] == [57, 62]
     assert 6 not in FLOAT32_BIN_HAZARDS and 12 not in FLOAT32_BIN_HAZARDS  # none up to 64 cells

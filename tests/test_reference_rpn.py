@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from properties.strategies.rpn import loss_inputs
-from reference import rpn_targets as ref
+from detspec.properties.strategies.rpn import loss_inputs
+from detspec.reference import rpn_targets as ref
 
 
 def test_zero_iou_gt_makes_nothing_positive_but_the_overlapping_gt_still_gets_its_anchor():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.spec_index import load_clauses, parse_spec_file
-from properties.registry import all_properties
+from detspec.conformance.spec_index import load_clauses, parse_spec_file
+from detspec.properties.registry import all_properties
 
 CLAUSES = load_clauses()
 PROPERTIES = all_properties()

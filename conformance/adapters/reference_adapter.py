@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from conformance import suite_version
-from properties.interface import Conventions
-from reference import anchors as ref_anchors
-from reference import boxes as ref
-from reference import fourier as ref_fourier
-from reference import proposals as ref_proposals
-from reference import receptive_field as ref_rf
-from reference import roi_pooling as ref_pool
-from reference import roi_targets as ref_roi
-from reference import rpn_targets as ref_rpn
+from detspec import suite_version
+from detspec.properties.interface import Conventions
+from detspec.reference import anchors as ref_anchors
+from detspec.reference import boxes as ref
+from detspec.reference import fourier as ref_fourier
+from detspec.reference import proposals as ref_proposals
+from detspec.reference import receptive_field as ref_rf
+from detspec.reference import roi_pooling as ref_pool
+from detspec.reference import roi_targets as ref_roi
+from detspec.reference import rpn_targets as ref_rpn
 
 
 class ReferenceAdapter:

@@ -17,8 +17,8 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 
-from properties.interface import Conventions
-from reference.fourier import ZERO_FRACTION
+from detspec.properties.interface import Conventions
+from detspec.reference.fourier import ZERO_FRACTION
 
 
 class TorchvisionAdapter:

@@ -11,7 +11,7 @@ import itertools
 
 from hypothesis import strategies as st
 
-from reference.receptive_field import Layer, receptive_field
+from detspec.reference.receptive_field import Layer, receptive_field
 
 STRIDES = st.one_of(st.sampled_from([4, 8, 16, 32, 64]), st.integers(1, 64))
 PAPER = {

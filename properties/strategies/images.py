@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from reference.fourier import shapes_image
+from detspec.reference.fourier import shapes_image
 
 SIDES = st.integers(1, 12)
 

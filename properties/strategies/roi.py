@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from properties.interface import Conventions
-from properties.strategies.boxes import CODER_WEIGHTS, integer_boxes, pair_at_iou
-from reference.roi_pooling import roi_pool_bins
-from reference.roi_targets import object_classes
+from detspec.properties.interface import Conventions
+from detspec.properties.strategies.boxes import CODER_WEIGHTS, integer_boxes, pair_at_iou
+from detspec.reference.roi_pooling import roi_pool_bins
+from detspec.reference.roi_targets import object_classes
 
 #: Batch sizes: the seed's 128, torchvision's 512, and small ones that make every budget bind.
 ROI_BATCH_SIZES = st.one_of(st.sampled_from([128, 512]), st.integers(0, 24))

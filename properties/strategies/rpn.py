@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from properties.strategies.boxes import integer_boxes, pair_at_iou
+from detspec.properties.strategies.boxes import integer_boxes, pair_at_iou
 
 #: (low, high) threshold pairs: the paper's, dyadic ones (exact), arbitrary ones, equal ones.
 THRESHOLD_PAIRS = st.one_of(

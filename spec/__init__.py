@@ -1,0 +1,1 @@
+"""The spec text (``*.md``), shipped as package data and read with ``importlib.resources``."""
