@@ -19,7 +19,6 @@ import timeit
 import numpy as np
 import torch
 import torchvision
-
 from detspec.reference import boxes as ref
 
 FEATURE_HEIGHT, FEATURE_WIDTH, STRIDE = 37, 62, 16

@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-
-from benchmarks.boxes import IMAGE_HEIGHT, IMAGE_WIDTH, paper_anchors, print_comparison
 from detspec.conformance.adapters.torchvision_adapter import TorchvisionAdapter
 from detspec.reference.proposals import generate_proposals
+
+from benchmarks.boxes import IMAGE_HEIGHT, IMAGE_WIDTH, paper_anchors, print_comparison
 
 SETTINGS = (12000, 2000, 0.7, 16.0)
 

@@ -14,12 +14,12 @@ import argparse
 import numpy as np
 import torch
 import torchvision
+from detspec.reference import roi_pooling as pool
+from detspec.reference import roi_targets as ref
 from torchvision.models.detection.roi_heads import RoIHeads
 
 from benchmarks.boxes import FEATURE_HEIGHT, FEATURE_WIDTH, STRIDE, gt_boxes, paper_anchors, print_comparison
 from benchmarks.boxes import proposals as rpn_proposals
-from detspec.reference import roi_pooling as pool
-from detspec.reference import roi_targets as ref
 
 BATCH, FRACTION, CHANNELS, OUTPUT = 512, 0.25, 256, (7, 7)
 

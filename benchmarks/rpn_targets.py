@@ -12,11 +12,11 @@ import argparse
 
 import numpy as np
 import torch
+from detspec.conformance.adapters.torchvision_adapter import rpn_with_thresholds
+from detspec.reference import rpn_targets as ref
 from torchvision.models.detection import _utils as det_utils
 
 from benchmarks.boxes import IMAGE_HEIGHT, IMAGE_WIDTH, gt_boxes, paper_anchors, print_comparison
-from detspec.conformance.adapters.torchvision_adapter import rpn_with_thresholds
-from detspec.reference import rpn_targets as ref
 
 
 def reference_targets(anchors, gt, seed=0):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 
 import numpy as np
-
 from detspec.properties.strategies.anchors import PAPER
 from detspec.reference.receptive_field import RPN_CONV, VGG16_CONV5_3, receptive_field
 

@@ -12,7 +12,6 @@ import threading
 from typing import Any
 
 import numpy as np
-
 from detspec.properties.interface import (
     OPERATIONS,
     Conventions,

@@ -25,16 +25,16 @@ from typing import Any
 
 import hypothesis
 import pytest
-from hypothesis import settings
-from hypothesis.database import DirectoryBasedExampleDatabase
-
-from detspec import suite_version
 from detspec.conformance.expectations import Expectations, expectations_path, load_expectations
 from detspec.conformance.guard import DEFAULT_TIMEOUT_S, GuardedImplementation
 from detspec.conformance.loader import ImplementationSpecError, load_adapter
 from detspec.conformance.report import build_report, summary_lines, write_report
 from detspec.conformance.spec_index import Clause, load_clauses
 from detspec.properties.registry import Property, all_properties
+from hypothesis import settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+from detspec import suite_version
 
 #: The example database lives in the working directory of the run (a checkout or a user project).
 DATABASE = DirectoryBasedExampleDatabase(str(Path.cwd() / ".hypothesis" / "examples"))

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
-
-import os
 
 from detspec.conformance.spec_index import SPEC_DIR, Clause
 
@@ -161,7 +160,8 @@ max_examples {hyp["max_examples"]}; generated {html.escape(report["generated_at"
 {"".join(rows)}
 </table>
 {f"<h2>Figures</h2>{figures}" if figures else ""}
-<p>Statuses and tolerances are explained in <a href="{html.escape(spec_href)}/INTERPRETING.md">INTERPRETING.md</a>.</p>
+<p>Statuses and tolerances are explained in
+<a href="{html.escape(spec_href)}/INTERPRETING.md">INTERPRETING.md</a>.</p>
 </body></html>
 """
 

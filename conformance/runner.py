@@ -15,14 +15,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import hypothesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis.database import ExampleDatabase
-from hypothesis.errors import FlakyFailure
-
 from detspec.conformance.expectations import Deviation
 from detspec.conformance.guard import GuardedImplementation
 from detspec.properties.checks import PropertyFailure
 from detspec.properties.registry import Property
+from hypothesis import HealthCheck, given, settings
+from hypothesis.database import ExampleDatabase
+from hypothesis.errors import FlakyFailure
 
 
 @dataclass

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import settings
-
 from detspec.conformance.figures import (
     anchors_and_receptive_field,
     counterexample_picture,
@@ -22,6 +20,7 @@ from detspec.conformance.figures import (
 )
 from detspec.conformance.runner import evaluate
 from detspec.properties.registry import all_properties
+from hypothesis import settings
 
 PROPERTIES = all_properties()
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from hypothesis import strategies as st
-
 from detspec.properties.checks import check_close, check_equal, check_shape, fail, tolerance
 from detspec.properties.interface import Conventions
 from detspec.properties.registry import prop
@@ -14,6 +12,7 @@ from detspec.properties.strategies.anchors import PAPER, anchor_levels
 from detspec.reference import anchors as ref_anchors
 from detspec.reference import boxes as ref_boxes
 from detspec.reference.receptive_field import RPN_CONV, VGG16_CONV5_3, receptive_field
+from hypothesis import strategies as st
 
 ANCHOR_SCHEMA = {"feature_sizes": "json", "strides": "json", "sizes": "json", "ratios": "json"}
 #: py-faster-rcnn's nine base anchors (``generate_anchors()`` run in Python; its comment block

@@ -8,8 +8,6 @@ metamorphic relations (translation, scaling, permutation, re-application).
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import strategies as st
-
 from detspec.properties.checks import (
     check_close,
     check_equal,
@@ -37,6 +35,7 @@ from detspec.properties.strategies.boxes import (
     to_array,
 )
 from detspec.reference import boxes as ref
+from hypothesis import strategies as st
 
 BOXES_PAIR = {"boxes1": "rows4", "boxes2": "rows4"}
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
-
 from detspec.reference.boxes import pairwise_iou
 
 MARGIN = 1e-9

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import strategies as st
-
 from detspec.properties.checks import check_close, fail, tolerance
 from detspec.properties.registry import prop
 from detspec.properties.strategies.images import image_examples, images
 from detspec.reference import fourier as ref
+from hypothesis import strategies as st
 
 IMAGE = {"image": "matrix"}
 #: The declared family of the statistical clauses: 400 shape images of 32 x 32, seed 0.

@@ -13,7 +13,6 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import numpy as np
-
 from detspec.properties.checks import PropertyFailure
 
 

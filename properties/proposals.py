@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import strategies as st
-
 from detspec.properties.checks import check_close, fail, tolerance
 from detspec.properties.exact import ThresholdOverlaps
 from detspec.properties.registry import prop
 from detspec.properties.strategies.boxes import IOU_THRESHOLDS, integer_boxes
 from detspec.reference import boxes as ref_boxes
 from detspec.reference import proposals as ref_proposals
+from hypothesis import strategies as st
 
 SCHEMA = {
     "anchors": "rows4",

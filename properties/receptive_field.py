@@ -6,8 +6,6 @@ which input pixels an output cell depends on (torch: the support of a gradient).
 
 from __future__ import annotations
 
-from hypothesis import strategies as st
-
 from detspec.properties.checks import check_equal, fail
 from detspec.properties.registry import prop
 from detspec.properties.strategies.anchors import layer_stacks
@@ -19,6 +17,7 @@ from detspec.reference.receptive_field import (
     output_length,
     receptive_field,
 )
+from hypothesis import strategies as st
 
 STACK_SCHEMA = {"layers": "json"}
 

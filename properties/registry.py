@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from hypothesis import strategies as st
-
 from detspec.properties.interface import Conventions
+from hypothesis import strategies as st
 
 #: Modules that define properties, one per spec area.
 PROPERTY_MODULES = (

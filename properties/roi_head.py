@@ -14,8 +14,6 @@ from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
-from hypothesis import strategies as st
-
 from detspec.properties.checks import check_close, check_equal, fail, tolerance
 from detspec.properties.exact import MARGIN, PairwiseIoU
 from detspec.properties.interface import OPERATIONS
@@ -23,6 +21,7 @@ from detspec.properties.registry import prop
 from detspec.properties.strategies.roi import fast_rcnn_loss_inputs, sampling_inputs
 from detspec.reference import roi_targets as ref_roi
 from detspec.reference.boxes import encode_boxes
+from hypothesis import strategies as st
 
 SAMPLE_SCHEMA = {
     "proposals": "rows4",

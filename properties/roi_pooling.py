@@ -10,12 +10,11 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
-from hypothesis import strategies as st
-
 from detspec.properties.checks import check_close, check_equal, fail, tolerance
 from detspec.properties.registry import prop
 from detspec.properties.strategies.roi import STRIDES, bin_hazard_inputs, float32_bin_edges, pooling_inputs
 from detspec.reference import roi_pooling as ref_pool
+from hypothesis import strategies as st
 
 ALIGN_SCHEMA = {
     "features": "matrix",

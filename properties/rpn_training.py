@@ -10,13 +10,12 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
-from hypothesis import strategies as st
-
 from detspec.properties.checks import check_close, check_equal, fail, tolerance
 from detspec.properties.exact import MARGIN, PairwiseIoU
 from detspec.properties.registry import prop
 from detspec.properties.strategies.rpn import label_vectors, loss_inputs, matching_inputs
 from detspec.reference import rpn_targets as ref_rpn
+from hypothesis import strategies as st
 
 MATCH_SCHEMA = {
     "anchors": "rows4",

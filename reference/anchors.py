@@ -16,7 +16,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-
 from detspec.reference.validation import check_convention
 
 ANCHOR_OFFSETS = ("corner", "centre", "legacy")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from detspec.reference.validation import (
     check_boxes,
     check_convention,

@@ -16,7 +16,6 @@ non-increasing score.
 from __future__ import annotations
 
 import numpy as np
-
 from detspec.reference.boxes import (
     DEFAULT_DECODE_CLAMP,
     batched_nms,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-
 from detspec.reference.validation import check_finite_array
 
 CANONICAL_SCALE, CANONICAL_LEVEL = 224.0, 4

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from detspec.reference.boxes import encode_boxes, pairwise_iou
 from detspec.reference.rpn_targets import smooth_l1, smooth_l1_slope
 from detspec.reference.validation import (

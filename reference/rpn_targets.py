@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from detspec.reference.boxes import encode_boxes, pairwise_iou
 from detspec.reference.validation import (
     check_boxes,

@@ -6,7 +6,6 @@ import time
 
 import numpy as np
 import torchvision
-
 from detspec.conformance.adapters.reference_adapter import ReferenceAdapter
 from detspec.conformance.adapters.torchvision_adapter import TorchvisionAdapter
 

@@ -9,7 +9,6 @@ table is complete and that every control is caught.
 from __future__ import annotations
 
 import numpy as np
-
 from detspec.conformance.adapters.reference_adapter import ReferenceAdapter
 from detspec.conformance.adapters.torchvision_adapter import TorchvisionAdapter
 from detspec.properties.interface import OPERATIONS, Conventions
@@ -393,9 +392,8 @@ class BackboneWithShortcuts(TorchvisionAdapter):
     name = "BackboneWithShortcuts"
 
     def backbone_layers(self, name):
-        from torch import nn
-
         from detspec.conformance.adapters import torchvision_adapter as tv
+        from torch import nn
 
         layers = []
         for _, module in tv._measurable_backbone(name).named_modules():

@@ -6,9 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import settings
-
-from tests import ROOT
 from detspec.conformance.adapters.reference_adapter import reference
 from detspec.conformance.expectations import Deviation, load_expectations
 from detspec.conformance.guard import GuardedImplementation
@@ -18,6 +15,9 @@ from detspec.conformance.runner import evaluate, replay_witness, run_property
 from detspec.conformance.spec_index import load_clauses
 from detspec.properties.interface import ImplementationHung, ImplementationRaised, InvalidResult
 from detspec.properties.registry import all_properties
+from hypothesis import settings
+
+from tests import ROOT
 from tests import adapters_for_tests as bad
 
 PROPERTIES = {p.name: p for p in all_properties()}

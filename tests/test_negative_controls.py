@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import Phase, settings
-
 from detspec.conformance.guard import GuardedImplementation
 from detspec.conformance.runner import run_property
 from detspec.properties.registry import all_properties
+from hypothesis import Phase, settings
+
 from tests.negative_controls import CONTROLS
 
 PROPERTIES = {p.name: p for p in all_properties()}

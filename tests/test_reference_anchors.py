@@ -6,9 +6,6 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from detspec.properties.anchors import PFR_TABLE
 from detspec.reference import anchors as ref
 from detspec.reference.boxes import box_iou
@@ -20,6 +17,8 @@ from detspec.reference.receptive_field import (
     dependency_support,
     receptive_field,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 PAPER_SIZES, PAPER_RATIOS = (128, 256, 512), (0.5, 1.0, 2.0)
 

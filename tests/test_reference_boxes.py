@@ -6,12 +6,11 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from detspec.properties.exact import exact_iou
 from detspec.properties.strategies.boxes import IOU_THRESHOLDS, box_arrays, pair_at_iou, score_vectors
 from detspec.reference import boxes as ref
+from hypothesis import given
+from hypothesis import strategies as st
 
 CONVENTIONS = st.sampled_from(["continuous", "legacy"])
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import settings
-
 from detspec.conformance.adapters.reference_adapter import reference, reference_legacy
 from detspec.conformance.guard import GuardedImplementation
 from detspec.conformance.runner import run_property
 from detspec.properties.registry import all_properties
+from hypothesis import settings
 
 PROPERTIES = all_properties()
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import find, settings
-
 from detspec.properties.strategies.images import images
 from detspec.reference import fourier as ref
+from hypothesis import find, settings
 
 
 def test_hypothesis_refutes_phase_only_always_keeping_edges_better():

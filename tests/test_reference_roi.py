@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from detspec.reference import roi_pooling as pool
 from detspec.reference import roi_targets as ref
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from detspec.properties.strategies.rpn import loss_inputs
 from detspec.reference import rpn_targets as ref
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 def test_zero_iou_gt_makes_nothing_positive_but_the_overlapping_gt_still_gets_its_anchor():

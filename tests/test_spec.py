@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from detspec.conformance.spec_index import load_clauses, parse_spec_file
 from detspec.properties.registry import all_properties
 

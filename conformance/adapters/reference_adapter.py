@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from detspec import suite_version
 from detspec.properties.interface import Conventions
 from detspec.reference import anchors as ref_anchors
 from detspec.reference import boxes as ref
@@ -12,6 +11,8 @@ from detspec.reference import receptive_field as ref_rf
 from detspec.reference import roi_pooling as ref_pool
 from detspec.reference import roi_targets as ref_roi
 from detspec.reference import rpn_targets as ref_rpn
+
+from detspec import suite_version
 
 
 class ReferenceAdapter:

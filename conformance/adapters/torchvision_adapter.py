@@ -11,14 +11,13 @@ import functools
 import numpy as np
 import torch
 import torchvision
+from detspec.properties.interface import Conventions
+from detspec.reference.fourier import ZERO_FRACTION
 from torch import nn
 from torchvision.models.detection import _utils as det_utils
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
-
-from detspec.properties.interface import Conventions
-from detspec.reference.fourier import ZERO_FRACTION
 
 
 class TorchvisionAdapter:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import itertools
 
-from hypothesis import strategies as st
-
 from detspec.reference.receptive_field import Layer, receptive_field
+from hypothesis import strategies as st
 
 STRIDES = st.one_of(st.sampled_from([4, 8, 16, 32, 64]), st.integers(1, 64))
 PAPER = {

@@ -5,9 +5,8 @@ checkerboard, symmetric), plus natural-looking images built from shapes."""
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import strategies as st
-
 from detspec.reference.fourier import shapes_image
+from hypothesis import strategies as st
 
 SIDES = st.integers(1, 12)
 

@@ -9,12 +9,11 @@ touching, far from every GT; no GT, no proposal, only foreground, only backgroun
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import strategies as st
-
 from detspec.properties.interface import Conventions
 from detspec.properties.strategies.boxes import CODER_WEIGHTS, integer_boxes, pair_at_iou
 from detspec.reference.roi_pooling import roi_pool_bins
 from detspec.reference.roi_targets import object_classes
+from hypothesis import strategies as st
 
 #: Batch sizes: the seed's 128, torchvision's 512, and small ones that make every budget bind.
 ROI_BATCH_SIZES = st.one_of(st.sampled_from([128, 512]), st.integers(0, 24))

@@ -8,9 +8,8 @@ threshold" is meaningful.
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import strategies as st
-
 from detspec.properties.strategies.boxes import integer_boxes, pair_at_iou
+from hypothesis import strategies as st
 
 #: (low, high) threshold pairs: the paper's, dyadic ones (exact), arbitrary ones, equal ones.
 THRESHOLD_PAIRS = st.one_of(
