@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 report: $(STAMP)
-	$(PY) -m pytest conformance --impl $(IMPL) --report-dir reports -q
+	$(PY) -m pytest conformance --detspec-impl $(IMPL) --detspec-report-dir reports -q
 
 test: $(STAMP)
 	$(PY) -m pytest -n auto -q

@@ -35,7 +35,9 @@ def anchors_and_receptive_field(impl, cell: tuple[int, int] = (31, 18)) -> dict[
     of one cell as the implementation generates them, and that cell's receptive field through
     VGG-16 conv5_3 + the RPN's 3x3 conv (228 px), on the 992 x 592 image."""
     (height, width), stride = PAPER["feature_sizes"][0], PAPER["strides"][0]
-    anchors = impl.grid_anchors(PAPER["feature_sizes"], PAPER["strides"], PAPER["sizes"], PAPER["ratios"])
+    anchors = impl.grid_anchors(
+        PAPER["feature_sizes"], [[s, s] for s in PAPER["strides"]], PAPER["sizes"], PAPER["ratios"]
+    )
     per_cell = len(PAPER["sizes"][0]) * len(PAPER["ratios"][0])
     x, y = cell
     mine = anchors.reshape(height, width, per_cell, 4)[y, x]
@@ -100,7 +102,7 @@ def matching_counterexample(impl, example: dict) -> dict[str, str] | None:
     anchors, gt_boxes = np.asarray(example["anchors"]), np.asarray(example["gt_boxes"]).reshape(-1, 4)
     labels = impl.match_anchors(
         anchors, gt_boxes, tuple(example["image_size"]), example["high"], example["low"]
-    )[:, 0]
+    ).labels
     height, width = example["image_size"]
     everything = np.vstack([anchors, gt_boxes, [[0, 0, width, height]]])
     low, high = everything[:, :2].min(0), everything[:, 2:].max(0)
@@ -209,9 +211,10 @@ def proposal_stages(impl) -> dict[str, str]:
     )
     logits = np.array([2.0, 1.5, 1.2, 1.0, 0.8, -0.5])
     image_size, settings = (160.0, 200.0), (5, 4, 0.5, 8.0)
-    kept = impl.generate_proposals(
+    proposals = impl.generate_proposals(
         anchors, logits, deltas, np.zeros(6, dtype=np.int64), image_size, *settings
     )
+    kept = np.concatenate([proposals.boxes, proposals.scores[:, None]], axis=1)
     decoded = decode_boxes(anchors, deltas)
     clipped = decode_and_clip(anchors, deltas, image_size)
     everything = np.vstack([anchors, decoded, [[0, 0, image_size[1], image_size[0]]]])
@@ -246,7 +249,8 @@ def roi_sampling_counterexample(impl, example: dict) -> dict[str, str] | None:
 
     if not set(ARGUMENTS) <= set(example):
         return None
-    rows = impl.sample_rois(*(example[k] for k in ARGUMENTS))
+    sample = impl.sample_rois(**{k: example[k] for k in ARGUMENTS})
+    rows = np.concatenate([sample.boxes, sample.labels[:, None]], axis=1)
     gt_boxes = np.asarray(example["gt_boxes"], dtype=np.float64).reshape(-1, 4)
     candidates = roi_candidates(example["proposals"], gt_boxes, impl.conventions.roi_gt_candidates)
     background = background_class(int(example["num_classes"]), impl.conventions.roi_background_label)

@@ -1,16 +1,20 @@
-"""pytest plugin: ``--impl``, Hypothesis profiles, the conformance context and the report.
+"""pytest plugin of detspec, registered through the ``pytest11`` entry point and inert unless asked.
 
-Loaded by the top-level ``conftest.py``. Options:
+It only registers its options and Hypothesis profiles until a session asks for the conformance
+suite, with ``--detspec-impl`` (``detspec run`` does) or with the ini setting
+``detspec_default_impl`` (the checkout's ``pyproject.toml``). Options:
 
-* ``--impl NAME|package.module:factory`` (default ``torchvision``): the implementation under test;
-* ``--expectations PATH``: its expectations file (default ``conformance/expectations/<name>.toml``);
-* ``--report-dir DIR``: write ``DIR/<name>.json`` and ``DIR/<name>.html`` and print the per-clause
-  summary;
-* ``--adapter-timeout S``: seconds one operation call may take before it counts as hung.
-
-Hypothesis profiles: ``dev`` (default), ``ci`` (Hypothesis's own ``ci`` plus our database;
-loaded when ``CI`` is set), ``thorough`` (1000 examples; ``dev`` has 40, ``ci`` 60).
-Choose with ``--hypothesis-profile``.
+* ``--detspec-impl NAME|package.module:factory``: the implementation under test;
+* ``--detspec-expectations PATH``: its expectations file (built-ins default to the shipped one;
+  a third-party adapter has none unless given);
+* ``--detspec-report-dir DIR``: write ``DIR/<name>.json`` and ``DIR/<name>.html`` and print the
+  per-clause summary;
+* ``--detspec-adapter-timeout S``: seconds one operation call may take (finite, > 0);
+* ``--detspec-isolation auto|on|off``: run the adapter in a worker process (``auto``: every
+  implementation but the reference);
+* ``--detspec-profile dev|ci|thorough``: the Hypothesis profile (``detspec-dev``, 40 examples, the
+  default; ``detspec-ci``, Hypothesis's ``ci`` with 60 examples, when ``CI`` is set;
+  ``detspec-thorough``, 1000 examples). ``--hypothesis-profile detspec-...`` works too.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import datetime
 import json
 import os
 import random
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +31,12 @@ from typing import Any
 import hypothesis
 import pytest
 from detspec.conformance.expectations import Expectations, expectations_path, load_expectations
-from detspec.conformance.guard import DEFAULT_TIMEOUT_S, GuardedImplementation
-from detspec.conformance.loader import ImplementationSpecError, load_adapter
+from detspec.conformance.guard import DEFAULT_TIMEOUT_S, GuardedImplementation, check_timeout
+from detspec.conformance.loader import BUILTIN, ImplementationSpecError, open_implementation
 from detspec.conformance.report import build_report, summary_lines, write_report
+from detspec.conformance.runner import Outcome
 from detspec.conformance.spec_index import Clause, load_clauses
+from detspec.conformance.verdicts import Verdict
 from detspec.properties.registry import Property, all_properties
 from hypothesis import settings
 from hypothesis.database import DirectoryBasedExampleDatabase
@@ -40,16 +47,32 @@ from detspec import suite_version
 DATABASE = DirectoryBasedExampleDatabase(str(Path.cwd() / ".hypothesis" / "examples"))
 CI_EXAMPLES = 60  # keeps `CI=true make test` near two minutes on 2 cores; `thorough` is the deep search
 
-settings.register_profile("dev", max_examples=40, deadline=None, database=DATABASE)
+# Parents are explicit: Hypothesis makes its own `ci` profile the default when CI is set, and a
+# profile derived from *that* would silently derandomise the nightly `thorough` search.
 settings.register_profile(
-    "ci", parent=settings.get_profile("ci"), max_examples=CI_EXAMPLES, database=DATABASE
+    "detspec-dev",
+    parent=settings.get_profile("default"),
+    max_examples=40,
+    deadline=None,
+    derandomize=False,
+    database=DATABASE,
 )
-settings.register_profile("thorough", max_examples=1000, deadline=None, database=DATABASE)
-settings.load_profile("ci" if os.environ.get("CI") else "dev")
+settings.register_profile(
+    "detspec-ci", parent=settings.get_profile("ci"), max_examples=CI_EXAMPLES, database=DATABASE
+)
+settings.register_profile(
+    "detspec-thorough",
+    parent=settings.get_profile("default"),
+    max_examples=1000,
+    deadline=None,
+    derandomize=False,
+    database=DATABASE,
+)
+PROFILES = ("dev", "ci", "thorough")
 
 OUTCOME_KEY = "detspec_outcome"
-PROBLEMS_KEY = "detspec_problems"
 FIGURE_KEY = "detspec_figure"
+PROPERTY_NODE = re.compile(r"::test_property\[(?P<clause>[^:\]]+):(?P<property>[^\]]+)\]$")
 
 
 @dataclass
@@ -62,22 +85,31 @@ class ConformanceContext:
     seed: int | str
 
     def header(self, profile_settings: settings) -> dict[str, Any]:
-        return {
-            "implementation": {
-                "name": self.impl.name,
-                "version": self.impl.version,
-                "conventions": asdict(self.impl.conventions),
-            },
-            "suite_version": suite_version(),
-            "hypothesis": {
-                "version": hypothesis.__version__,
-                "profile": self.profile,
-                "seed": self.seed,
-                "max_examples": profile_settings.max_examples,
-            },
-            "expectations": _shown_path(self.expectations.path),
-            "generated_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        }
+        return implementation_header(self.impl, self.expectations, self.profile, self.seed, profile_settings)
+
+
+def implementation_header(impl, expectations: Expectations, profile: str, seed, profile_settings) -> dict:
+    return {
+        "implementation": {
+            "name": impl.name,
+            "version": impl.version,
+            "conventions": asdict(impl.conventions),
+            "facts": impl.facts,
+            "isolated": impl.isolated,
+        },
+        "suite_version": suite_version(),
+        "hypothesis": {
+            "version": hypothesis.__version__,
+            "profile": profile,
+            "seed": seed,
+            "max_examples": profile_settings.max_examples,
+        },
+        "expectations": {
+            "path": _shown_path(expectations.path),
+            "verified": expectations.verified,
+        },
+        "generated_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
 
 
 def _shown_path(path: Path | None) -> str | None:
@@ -89,20 +121,41 @@ def _shown_path(path: Path | None) -> str | None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("detspec")
+    group = parser.getgroup("detspec", "detspec conformance suite")
     group.addoption(
-        "--impl",
-        default="torchvision",
+        "--detspec-impl",
+        default=None,
         help="implementation under test: a built-in name or package.module:factory",
     )
-    group.addoption("--expectations", default=None, help="expectations TOML for --impl")
-    group.addoption("--report-dir", default=None, help="write <impl>.json/.html here")
+    group.addoption("--detspec-expectations", default=None, help="expectations TOML for the implementation")
+    group.addoption("--detspec-report-dir", default=None, help="write <impl>.json/.html here")
     group.addoption(
-        "--adapter-timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT_S,
-        help="seconds an operation may take before it counts as hung",
+        "--detspec-adapter-timeout",
+        default=str(DEFAULT_TIMEOUT_S),
+        help="seconds an operation may take before it counts as hung (finite, > 0)",
     )
+    group.addoption(
+        "--detspec-isolation",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="run the adapter in a worker process (auto: all but the reference; off to debug)",
+    )
+    group.addoption("--detspec-profile", choices=PROFILES, default=None, help="Hypothesis profile")
+    parser.addini("detspec_default_impl", "implementation when --detspec-impl is not given (a checkout's)")
+
+
+def _requested_impl(config: pytest.Config) -> str | None:
+    return config.getoption("detspec_impl") or config.getini("detspec_default_impl") or None
+
+
+def _profile(config: pytest.Config) -> str:
+    chosen = config.getoption("detspec_profile")
+    if chosen:
+        return f"detspec-{chosen}"
+    hypothesis_profile = config.getoption("hypothesis_profile", default=None)
+    if hypothesis_profile:
+        return hypothesis_profile
+    return "detspec-ci" if os.environ.get("CI") else "detspec-dev"
 
 
 def _seed(config: pytest.Config) -> int | str:
@@ -114,42 +167,102 @@ def _seed(config: pytest.Config) -> int | str:
     return int(chosen) if chosen is not None else random.getrandbits(32)
 
 
+def _isolation(config: pytest.Config) -> bool | None:
+    return {"auto": None, "on": True, "off": False}[config.getoption("detspec_isolation")]
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    chosen_profile = config.getoption("hypothesis_profile", default=None)
-    if chosen_profile:  # Hypothesis's own plugin loads it too, but maybe after this hook
-        settings.load_profile(chosen_profile)
+    config.detspec_state = _State(config)
+    if _requested_impl(config) is None:
+        return  # not a detspec session: stay inert
     try:
-        adapter = load_adapter(config.getoption("impl"))
-    except ImplementationSpecError as error:
-        raise pytest.UsageError(str(error)) from None
-    impl = GuardedImplementation(adapter, config.getoption("adapter_timeout"))
-    properties = {p.name: p for p in all_properties()}
-    clauses = load_clauses()
-    explicit = config.getoption("expectations")
-    path = Path(explicit) if explicit else expectations_path(impl.name)
-    if explicit and not path.exists():
-        raise pytest.UsageError(f"--expectations {explicit!r}: no such file")
-    expectations = load_expectations(path, set(clauses), properties)
-    profile = chosen_profile or ("ci" if os.environ.get("CI") else "dev")
-    config.detspec = ConformanceContext(impl, expectations, clauses, properties, profile, _seed(config))
-    if config.getoption("report_dir") and not hasattr(config, "workerinput"):
+        config.detspec_state.timeout_s = check_timeout(config.getoption("detspec_adapter_timeout"))
+    except ValueError as error:
+        raise pytest.UsageError(f"--detspec-adapter-timeout: {error}") from None
+    profile = _profile(config)
+    try:
+        settings.load_profile(profile)
+    except Exception as error:
+        raise pytest.UsageError(f"Hypothesis profile {profile!r}: {error}") from None
+    config.detspec_state.profile = profile
+    config.detspec_state.seed = _seed(config)
+    explicit = config.getoption("detspec_expectations")
+    if explicit and not Path(explicit).exists():
+        raise pytest.UsageError(f"--detspec-expectations {explicit!r}: no such file")
+    if config.getoption("detspec_impl") or config.getoption("detspec_report_dir"):
+        config.detspec_state.open()  # a bad implementation is a usage error before any test runs
+        if _is_xdist_controller(config):
+            config.detspec_state.release_implementation()
+    if config.getoption("detspec_report_dir") and not hasattr(config, "workerinput"):
         config.pluginmanager.register(ReportCollector(config), "detspec-report")
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", None))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = getattr(config, "detspec_state", None)
+    if state is not None:
+        state.release_implementation()
+
+
+class _State:
+    """The session's conformance context, built on first use."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.timeout_s = DEFAULT_TIMEOUT_S
+        self.profile = "detspec-dev"
+        self.seed: int | str = "unset"
+        self.context: ConformanceContext | None = None
+        self.metadata: dict[str, Any] | None = None  # the header, kept when the worker is closed
+        self.problems: list[str] = []
+
+    def open(self) -> ConformanceContext:
+        if self.context is not None:
+            return self.context
+        spec = _requested_impl(self.config)
+        try:
+            impl = open_implementation(spec, self.timeout_s, _isolation(self.config))
+        except ImplementationSpecError as error:
+            raise pytest.UsageError(str(error)) from None
+        properties = {p.name: p for p in all_properties()}
+        clauses = load_clauses()
+        explicit = self.config.getoption("detspec_expectations")
+        if explicit:
+            path: Path | None = Path(explicit)
+        else:  # only built-ins pick up shipped expectations implicitly
+            path = expectations_path(impl.expectations_name) if spec in BUILTIN else None
+        expectations = load_expectations(path, set(clauses), properties, impl.facts)
+        self.context = ConformanceContext(impl, expectations, clauses, properties, self.profile, self.seed)
+        return self.context
+
+    def release_implementation(self) -> None:
+        """Close the implementation's worker; keep what the report header needs."""
+        if self.context is not None:
+            self.metadata = self.context.header(settings.default)
+            self.problems = list(self.context.expectations.problems)
+            self.context.impl.close()
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node) -> None:  # xdist: every worker uses the controller's seed
-    node.workerinput["detspec_seed"] = node.config.detspec.seed
+    node.workerinput["detspec_seed"] = node.config.detspec_state.seed
 
 
 @pytest.fixture(scope="session")
 def conformance(request: pytest.FixtureRequest) -> ConformanceContext:
-    return request.config.detspec
+    state: _State = request.config.detspec_state
+    if _requested_impl(request.config) is None:
+        raise pytest.UsageError("the detspec conformance suite needs --detspec-impl")
+    return state.open()
 
 
 @pytest.fixture
 def record_outcome(request: pytest.FixtureRequest):
-    def record(outcome_json: dict[str, Any]) -> None:
-        request.node.user_properties.append((OUTCOME_KEY, json.dumps(outcome_json)))
+    def record(outcome: Outcome) -> None:
+        request.node.user_properties.append((OUTCOME_KEY, json.dumps(outcome.to_json())))
 
     return record
 
@@ -162,43 +275,53 @@ def record_figure(request: pytest.FixtureRequest):
     return record
 
 
-@pytest.fixture
-def record_problems(request: pytest.FixtureRequest):
-    def record(problems: list[str]) -> None:
-        request.node.user_properties.append((PROBLEMS_KEY, json.dumps(problems)))
-
-    return record
-
-
 class ReportCollector:
-    """Gathers outcomes (from xdist workers too, via user_properties) and writes the report."""
+    """Gathers outcomes (from xdist workers too, via user_properties) and writes the report. A test
+    that ended without an outcome (its worker crashed) is an ``error``; a property that never ran
+    (deselected) is ``not-run``; expectations problems fail the run even when the consistency
+    test was deselected."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.outcomes: list[dict[str, Any]] = []
-        self.problems: list[str] = []
+        self.outcomes: dict[str, dict[str, Any]] = {}
         self.figures: list[dict[str, str]] = []
         self.report: dict[str, Any] | None = None
+        self.paths: tuple[Path, ...] = ()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for key, value in report.user_properties:
             if key == OUTCOME_KEY and report.when == "call":
-                self.outcomes.append(json.loads(value))
-            elif key == PROBLEMS_KEY and report.when == "call":
-                self.problems.extend(json.loads(value))
+                outcome = json.loads(value)
+                self.outcomes[outcome["property"]] = outcome
             elif key == FIGURE_KEY and report.when == "call":
                 self.figures.append(json.loads(value))
+        match = PROPERTY_NODE.search(report.nodeid)
+        if match and report.failed and match["property"] not in self.outcomes:
+            text = str(report.longrepr).strip().splitlines()
+            self.outcomes[match["property"]] = Outcome(
+                match["property"],
+                match["clause"],
+                Verdict.ERROR,
+                code="property.error",
+                message=f"the property did not finish ({report.when}): {(text or ['?'])[-1][:300]}",
+            ).to_json()
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        context: ConformanceContext = self.config.detspec
+        state: _State = self.config.detspec_state
+        if state.context is not None and state.metadata is None:
+            header = state.context.header(settings.default)
+            problems = list(state.context.expectations.problems)
+        else:
+            header, problems = state.metadata, list(state.problems)
+        properties = {p.name: p for p in all_properties()}
         self.report = build_report(
-            context.header(settings.default),
-            context.clauses,
-            self.outcomes,
-            self.problems,
-            self.figures,
+            header, load_clauses(), properties, list(self.outcomes.values()), problems, self.figures
         )
-        self.paths = write_report(self.report, Path(self.config.getoption("report_dir")))
+        self.paths = write_report(self.report, Path(self.config.getoption("detspec_report_dir")))
+        if session.exitstatus == 0 and (
+            problems or any(Verdict(c["status"]).fails_the_run for c in self.report["clauses"])
+        ):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.report is None:

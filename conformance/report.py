@@ -1,4 +1,9 @@
-"""Per-clause verdicts: the terminal summary, ``reports/<impl>.json`` and ``reports/<impl>.html``."""
+"""Per-clause verdicts: the terminal summary, ``reports/<impl>.json`` and ``reports/<impl>.html``.
+
+The JSON has one entry per spec clause (status, level, text, examples) and, inside it, one
+outcome per property of the clause; a failure's minimal input is stored once, in the outcome of
+the property that found it.
+"""
 
 from __future__ import annotations
 
@@ -10,28 +15,48 @@ from pathlib import Path
 from typing import Any
 
 from detspec.conformance.spec_index import SPEC_DIR, Clause
-
-#: When several properties check one clause, the clause takes the most severe of their verdicts.
-SEVERITY = ("fail", "xpass", "deviates", "pass", "skip", "not-provided")
+from detspec.conformance.verdicts import SEVERITY, Verdict, worst
+from detspec.properties.registry import Property
 
 STATUS_COLOURS = {
-    "pass": "#d7f5dd",
-    "fail": "#ffd6d6",
-    "deviates": "#fff1c2",
-    "xpass": "#ffc9a8",
-    "not-provided": "#e8e8e8",
-    "skip": "#eef2ff",
+    Verdict.PASS: "#d7f5dd",
+    Verdict.FAIL: "#ffd6d6",
+    Verdict.ERROR: "#ff9e9e",
+    Verdict.DEVIATES: "#fff1c2",
+    Verdict.XPASS: "#ffc9a8",
+    Verdict.NOT_PROVIDED: "#e8e8e8",
+    Verdict.UNSUPPORTED: "#e0d8f0",
+    Verdict.SKIP: "#eef2ff",
+    Verdict.NOT_RUN: "#f4f4f4",
+    Verdict.UNTESTED: "#fafafa",
 }
+#: What the terminal shows of a message or a minimal input; the JSON keeps them whole.
+TERMINAL_CHARS = 300
 
 
-def clause_verdicts(clauses: dict[str, Clause], outcomes: list[dict[str, Any]]) -> list[dict]:
+def clip(text: str, limit: int = TERMINAL_CHARS) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+def clause_verdicts(
+    clauses: dict[str, Clause], properties: dict[str, Property], outcomes: list[dict[str, Any]]
+) -> list[dict]:
     """One entry per spec clause, in spec order, aggregating the outcomes of its properties."""
-    by_clause: dict[str, list[dict]] = {}
-    for outcome in outcomes:
-        by_clause.setdefault(outcome["clause"], []).append(outcome)
+    by_property = {o["property"]: o for o in outcomes}
     verdicts = []
     for clause in clauses.values():
-        results = sorted(by_clause.get(clause.id, []), key=lambda o: SEVERITY.index(o["status"]))
+        results = []
+        for prop in (p for p in properties.values() if p.clause == clause.id):
+            results.append(
+                by_property.get(prop.name)
+                or {
+                    "property": prop.name,
+                    "clause": clause.id,
+                    "status": str(Verdict.NOT_RUN),
+                    "message": "not run in this session (deselected)",
+                }
+            )
+        results.sort(key=lambda o: SEVERITY.index(Verdict(o["status"])))
         entry: dict[str, Any] = {
             "id": clause.id,
             "level": clause.level,
@@ -39,16 +64,15 @@ def clause_verdicts(clauses: dict[str, Clause], outcomes: list[dict[str, Any]]) 
             "text": clause.text,
         }
         if not results:
-            entry.update(status="skip", examples=0, message="no property checks this clause")
+            entry.update(status=str(Verdict.UNTESTED), examples=0, message="no property checks this clause")
         else:
-            worst = results[0]
-            entry["status"] = worst["status"]
+            first = results[0]
+            entry["status"] = str(worst(o["status"] for o in results))
             entry["examples"] = sum(o.get("examples", 0) for o in results)
-            for key in ("message", "minimal_input", "expected", "actual", "reason", "upstream"):
-                if key in worst:
-                    entry[key] = worst[key]
-            if "picture" in worst.get("extra", {}):
-                entry["picture"] = worst["extra"]["picture"]
+            entry["property"] = first["property"]
+            for key in ("code", "message", "reason", "upstream"):
+                if key in first:
+                    entry[key] = first[key]
             entry["properties"] = results
         verdicts.append(entry)
     return verdicts
@@ -57,11 +81,12 @@ def clause_verdicts(clauses: dict[str, Clause], outcomes: list[dict[str, Any]]) 
 def build_report(
     header: dict[str, Any],
     clauses: dict[str, Clause],
+    properties: dict[str, Property],
     outcomes: list[dict],
     problems: list[str],
     figures: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    verdicts = clause_verdicts(clauses, outcomes)
+    verdicts = clause_verdicts(clauses, properties, outcomes)
     return {
         **header,
         "summary": dict(Counter(v["status"] for v in verdicts)),
@@ -69,6 +94,14 @@ def build_report(
         "clauses": verdicts,
         "figures": figures or [],
     }
+
+
+def worst_outcome(verdict: dict[str, Any]) -> dict[str, Any] | None:
+    """The outcome a clause entry reports (its ``property``), with its minimal input."""
+    for outcome in verdict.get("properties", []):
+        if outcome["property"] == verdict.get("property"):
+            return outcome
+    return None
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
@@ -80,8 +113,9 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     width = max((len(v["id"]) for v in report["clauses"]), default=10)
     for verdict in report["clauses"]:
         note = ""
-        if verdict["status"] in ("fail", "deviates", "xpass"):
-            note = "  " + (verdict.get("message") or "").splitlines()[0][:90]
+        if verdict["status"] in ("fail", "error", "deviates", "xpass"):
+            first_line = (verdict.get("message") or "").splitlines()[0] if verdict.get("message") else ""
+            note = f"  [{verdict.get('code', '-')}] {first_line[:90]}"
         lines.append(
             f"  {verdict['id']:<{width}}  {verdict['level']:<6}  {verdict['status']:<12}"
             f"  {verdict.get('examples', 0):>5}{note}"
@@ -100,30 +134,38 @@ def render_html(report: dict[str, Any], spec_href: str = "../spec") -> str:
     impl = report["implementation"]
     rows = []
     for verdict in report["clauses"]:
-        status = verdict["status"]
+        status = Verdict(verdict["status"])
+        outcome = worst_outcome(verdict) or {}
         details = [f"<pre class='spec'>{html.escape(verdict['text'])}</pre>"]
         if verdict.get("message"):
-            details.append(f"<p><b>Result:</b> {html.escape(verdict['message'])}</p>")
+            code = f"<code>{html.escape(verdict['code'])}</code> " if verdict.get("code") else ""
+            details.append(f"<p><b>Result:</b> {code}{html.escape(verdict['message'])}</p>")
         if verdict.get("reason"):
             upstream = verdict.get("upstream")
             link = f" (<a href='{html.escape(upstream)}'>upstream</a>)" if upstream else ""
             details.append(f"<p><b>Documented deviation:</b> {html.escape(verdict['reason'])}{link}</p>")
-        if "minimal_input" in verdict:
-            details.append(f"<p><b>Minimal input</b></p><pre>{_json_block(verdict['minimal_input'])}</pre>")
-        if "expected" in verdict or "actual" in verdict:
+        if "minimal_input" in outcome:
+            details.append(f"<p><b>Minimal input</b></p><pre>{_json_block(outcome['minimal_input'])}</pre>")
+        if "expected" in outcome or "actual" in outcome:
             details.append(
-                f"<p><b>Expected</b> <code>{_json_block(verdict.get('expected'))}</code> "
-                f"<b>actual</b> <code>{_json_block(verdict.get('actual'))}</code></p>"
+                f"<p><b>Expected</b> <code>{_json_block(outcome.get('expected'))}</code> "
+                f"<b>actual</b> <code>{_json_block(outcome.get('actual'))}</code></p>"
             )
-        if verdict.get("picture"):
-            picture = verdict["picture"]
+        picture = outcome.get("extra", {}).get("picture")
+        if picture:
             details.append(
                 f"<figure>{picture['svg']}<figcaption>{html.escape(picture['caption'])}</figcaption></figure>"
             )
-        for outcome in verdict.get("properties", []):
+        for each in verdict.get("properties", []):
+            aside = (
+                f", {each['set_aside']} set aside as the documented deviation"
+                if each.get("set_aside")
+                else ""
+            )
             details.append(
-                f"<div class='prop'>property <code>{html.escape(outcome['property'])}</code>: "
-                f"{outcome['status']}, {outcome.get('examples', 0)} examples</div>"
+                f"<div class='prop' id='{html.escape(each['property'])}'>property "
+                f"<code>{html.escape(each['property'])}</code>: {each['status']}, "
+                f"{each.get('examples', 0)} examples{aside}</div>"
             )
         spec_link = f"{spec_href}/{verdict['spec'].removeprefix('spec/')}"
         rows.append(
@@ -170,7 +212,7 @@ def write_report(report: dict[str, Any], directory: Path) -> tuple[Path, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     name = report["implementation"]["name"]
     json_path, html_path = directory / f"{name}.json", directory / f"{name}.html"
-    json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    json_path.write_text(json.dumps(report, indent=1, allow_nan=False) + "\n", encoding="utf-8")
     spec_href = Path(os.path.relpath(SPEC_DIR, directory.resolve())).as_posix()
     html_path.write_text(render_html(report, spec_href), encoding="utf-8")
     return json_path, html_path

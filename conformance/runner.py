@@ -2,77 +2,106 @@
 
 Three ways in: :func:`run_property` lets Hypothesis search (explicit boundary examples first, then
 the example database, then generated inputs) and reports the shrunk minimal input of a failure;
-:func:`replay_witness` runs a known deviation's stored witness once, deterministically;
-:func:`evaluate` combines them: the witness of a documented deviation, then a search for any
-other failure.
+:func:`replay_witness` runs a documented deviation's stored witness once, deterministically;
+:func:`evaluate` combines them: the witness of a documented deviation, then a search in which
+exactly the failures its deviant model explains are set aside.
 """
 
 from __future__ import annotations
 
-import re
+import hashlib
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import hypothesis
 from detspec.conformance.expectations import Deviation
-from detspec.conformance.guard import GuardedImplementation
+from detspec.conformance.guard import GuardedImplementation, Recording
+from detspec.conformance.verdicts import Verdict
 from detspec.properties.checks import PropertyFailure
-from detspec.properties.registry import Property
+from detspec.properties.registry import Example, Property
 from hypothesis import HealthCheck, given, settings
 from hypothesis.database import ExampleDatabase
 from hypothesis.errors import FlakyFailure
+
+#: Hypothesis's database keys start with a sha384 digest of the test function's source; the
+#: runner's one test function serves every property, so that digest is replaced by our own key.
+_DIGEST_BYTES = 48
 
 
 @dataclass
 class Outcome:
     property: str
     clause: str
-    status: str
+    status: Verdict
     examples: int = 0
+    code: str | None = None
     message: str | None = None
     minimal_input: dict[str, Any] | None = None
     expected: Any = None
     actual: Any = None
     reason: str | None = None  # for deviates/xpass: the expectation's reason
     upstream: str | None = None
+    set_aside: int = 0  # examples whose failure the deviant model explained
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v not in (None, {}, [])}
+        out: dict[str, Any] = {}
+        for key in self.__dataclass_fields__:
+            value = getattr(self, key)
+            if value in (None, {}, []) or (key == "set_aside" and not value):
+                continue
+            out[key] = str(value) if key == "status" else value
+        return out
 
 
 class NamespacedDatabase(ExampleDatabase):
-    """One example database shared by all properties, with keys prefixed per implementation and
-    property, so that a failure replays first for the same pair and never leaks elsewhere."""
+    """One example database shared by all properties, with keys of our own per implementation and
+    property (not Hypothesis's digest of the runner's source, which every edit would change): a
+    failure replays first for the same pair, never leaks elsewhere, and survives edits."""
 
     def __init__(self, base: ExampleDatabase, namespace: str) -> None:
         super().__init__()
         self.base = base
         self.prefix = namespace.encode() + b"\x00"
 
+    def _key(self, key: bytes) -> bytes:
+        return self.prefix + key[_DIGEST_BYTES:]
+
     def save(self, key: bytes, value: bytes) -> None:
-        self.base.save(self.prefix + key, value)
+        self.base.save(self._key(key), value)
 
     def fetch(self, key: bytes):
-        return self.base.fetch(self.prefix + key)
+        return self.base.fetch(self._key(key))
 
     def delete(self, key: bytes, value: bytes) -> None:
-        self.base.delete(self.prefix + key, value)
+        self.base.delete(self._key(key), value)
+
+    def move(self, src: bytes, dest: bytes, value: bytes) -> None:
+        self.base.move(self._key(src), self._key(dest), value)
 
 
-def _failure_outcome(prop: Property, error: BaseException, example, examples: int) -> Outcome:
+def stable_seed(name: str) -> int:
+    """A seed that depends on the property's name only: derandomised searches (the ``ci`` profile,
+    the negative controls) are the same alone, in the whole suite and after any edit elsewhere."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
+
+
+def _failure_outcome(prop: Property, error: BaseException, example: Example | None, examples: int) -> Outcome:
     if isinstance(error, PropertyFailure):
+        status, code = Verdict.FAIL, error.code
         message, expected, actual = error.message, error.expected, error.actual
-    else:  # a crash inside the property itself is reported, with the line that raised
-        where = traceback.extract_tb(error.__traceback__)[-1]
-        message = f"{type(error).__name__}: {error} (at {where.filename}:{where.lineno})"
-        expected = actual = None
+    else:  # a crash inside the property itself: the suite's problem, reported with where it raised
+        frames = traceback.extract_tb(error.__traceback__)
+        where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+        status, code = Verdict.ERROR, "property.error"
+        message, expected, actual = f"{type(error).__name__}: {error}{where}", None, None
     return Outcome(
         prop.name,
         prop.clause,
-        "fail",
+        status,
         examples=examples,
+        code=code,
         message=message,
         minimal_input=prop.to_jsonable(example) if example is not None else None,
         expected=expected,
@@ -80,19 +109,34 @@ def _failure_outcome(prop: Property, error: BaseException, example, examples: in
     )
 
 
-def _not_runnable(prop: Property, impl: GuardedImplementation) -> Outcome | None:
+def not_runnable(prop: Property, impl: GuardedImplementation) -> Outcome | None:
     missing = [op for op in prop.uses if not impl.provides(op)]
     if missing:
         return Outcome(
             prop.name,
             prop.clause,
-            "not-provided",
+            Verdict.NOT_PROVIDED,
             message=f"{impl.name} does not provide {', '.join(missing)}",
         )
+    lacking = prop.requires(impl.conventions)
+    if lacking:
+        return Outcome(prop.name, prop.clause, Verdict.UNSUPPORTED, message=f"unsupported: {lacking}")
     reason = prop.applies(impl.conventions)
     if reason:
-        return Outcome(prop.name, prop.clause, "skip", message=f"not applicable: {reason}")
+        return Outcome(prop.name, prop.clause, Verdict.SKIP, message=f"not applicable: {reason}")
     return None
+
+
+def explained_by(
+    deviation: Deviation, error: PropertyFailure, recording: Recording, dtype: str
+) -> str | None:
+    """``None`` when ``error`` is the documented deviation (its code, and the deviant model agrees
+    with every recorded call); otherwise why it is not."""
+    if error.code not in deviation.codes:
+        return f"failure code {error.code} is not one of the documented {list(deviation.codes)}"
+    if deviation.model is None:
+        return "the entry has no deviant model"
+    return deviation.model.explain(recording.calls, dtype)
 
 
 def run_property(
@@ -101,43 +145,49 @@ def run_property(
     base_settings: settings | None = None,
     database: ExampleDatabase | None = None,
     seed: int | None = None,
-    known: str | None = None,
+    deviation: Deviation | None = None,
 ) -> Outcome:
     """Search for a counterexample with Hypothesis under ``base_settings`` (default profile).
-    Failures whose message matches the regular expression ``known`` (a documented deviation)
-    are set aside, so that the search goes on for any other failure."""
-    blocked = _not_runnable(prop, impl)
+    With a ``deviation``, failures it explains are set aside (counted as passing examples), so
+    that the search goes on for any other failure."""
+    blocked = not_runnable(prop, impl)
     if blocked:
         return blocked
-    calls = {"count": 0}
+    counts = {"calls": 0, "set_aside": 0}
     last_failure: dict[str, Any] = {}
+    dtype = impl.conventions.dtype
 
-    def test(example: dict[str, Any]) -> None:
-        calls["count"] += 1
-        try:
-            prop.check(impl, **example)
-        except PropertyFailure as error:
-            if known and re.search(known, error.message):
-                return  # the documented deviation: set aside, not a new failure
-            last_failure.update(example=example, error=error)
-            raise
-        except BaseException as error:
-            last_failure.update(example=example, error=error)
-            raise
+    def test(example: Example) -> None:
+        counts["calls"] += 1
+        with impl.recording() as recording:
+            try:
+                prop.run(impl, example)
+            except PropertyFailure as error:
+                if deviation is not None and explained_by(deviation, error, recording, dtype) is None:
+                    counts["set_aside"] += 1
+                    return
+                last_failure.update(example=example, error=error)
+                raise
+            except BaseException as error:
+                last_failure.update(example=example, error=error)
+                raise
 
-    wrapped = given(example=prop.strategy(impl.conventions))(test)
-    for example in reversed(prop.examples(impl.conventions)):
+    wrapped = given(example=prop.inputs(impl.conventions))(test)
+    for example in reversed(prop.explicit_examples(impl.conventions)):
         wrapped = hypothesis.example(example=example)(wrapped)
     profile = base_settings or settings()
     namespaced = NamespacedDatabase(database, f"{impl.name}/{prop.name}") if database else None
     wrapped = settings(
         profile,
         database=namespaced,
+        derandomize=False,  # replaced by a per-property seed below, independent of source digests
         report_multiple_bugs=False,
         deadline=None,
         suppress_health_check=[*profile.suppress_health_check, HealthCheck.too_slow],
     )(wrapped)
-    if seed is not None and not profile.derandomize:
+    if profile.derandomize:
+        wrapped = hypothesis.seed(stable_seed(prop.name))(wrapped)
+    elif seed is not None:
         wrapped = hypothesis.seed(seed)(wrapped)
     try:
         wrapped()
@@ -145,54 +195,67 @@ def run_property(
         raise
     except BaseException as error:
         if not last_failure:  # a problem of the suite itself (unsatisfiable strategy, ...)
-            raise
+            return Outcome(
+                prop.name,
+                prop.clause,
+                Verdict.ERROR,
+                examples=counts["calls"],
+                code="property.error",
+                message=f"the search could not run: {type(error).__name__}: {str(error)[:500]}",
+            )
         # Hypothesis replays the shrunk example last, so the last failure is the minimal one.
-        outcome = _failure_outcome(prop, last_failure["error"], last_failure["example"], calls["count"])
+        outcome = _failure_outcome(prop, last_failure["error"], last_failure["example"], counts["calls"])
         if isinstance(error, FlakyFailure):
             outcome.message += " (the failure did not reproduce identically on replay)"
+        outcome.set_aside = counts["set_aside"]
         return outcome
-    return Outcome(prop.name, prop.clause, "pass", examples=calls["count"])
+    return Outcome(
+        prop.name, prop.clause, Verdict.PASS, examples=counts["calls"], set_aside=counts["set_aside"]
+    )
 
 
 def replay_witness(prop: Property, impl: GuardedImplementation, deviation: Deviation) -> Outcome:
-    """Run a documented deviation's witness once: ``deviates`` if it still fails as described,
-    ``xpass`` if it now passes, ``fail`` if it fails differently from the description."""
-    blocked = _not_runnable(prop, impl)
+    """Run a documented deviation's witness once: ``deviates`` if it still fails with one of the
+    documented codes and as the deviant model says, ``xpass`` if it now passes, ``fail`` if it
+    fails otherwise."""
+    blocked = not_runnable(prop, impl)
     if blocked:
         return blocked
     example = prop.from_jsonable(deviation.witness)
     common = dict(
         examples=1, minimal_input=deviation.witness, reason=deviation.reason, upstream=deviation.upstream
     )
-    try:
-        prop.check(impl, **example)
-    except PropertyFailure as error:
-        if deviation.match and not re.search(deviation.match, error.message):
+    with impl.recording() as recording:
+        try:
+            prop.run(impl, example)
+        except PropertyFailure as error:
+            details = dict(code=error.code, expected=error.expected, actual=error.actual)
+            unexplained = explained_by(deviation, error, recording, impl.conventions.dtype)
+            if unexplained is None or (deviation.model is None and error.code in deviation.codes):
+                note = "" if deviation.model else " (no deviant model yet: the search was not run past it)"
+                return Outcome(
+                    prop.name,
+                    prop.clause,
+                    Verdict.DEVIATES,
+                    message=error.message + note,
+                    **details,
+                    **common,
+                )
             return Outcome(
                 prop.name,
                 prop.clause,
-                "fail",
-                expected=error.expected,
-                actual=error.actual,
+                Verdict.FAIL,
+                message=f"the witness fails differently from the documented deviation ({unexplained}): "
+                f"{error.message}",
+                **details,
                 **common,
-                message=f"the witness fails differently from the documented deviation "
-                f"(no match for {deviation.match!r}): {error.message}",
             )
-        return Outcome(
-            prop.name,
-            prop.clause,
-            "deviates",
-            message=error.message,
-            expected=error.expected,
-            actual=error.actual,
-            **common,
-        )
-    except Exception as error:
-        return _failure_outcome(prop, error, example, 1)
+        except Exception as error:
+            return _failure_outcome(prop, error, example, 1)
     return Outcome(
         prop.name,
         prop.clause,
-        "xpass",
+        Verdict.XPASS,
         **common,
         message="documented deviation no longer reproduces: its witness passes; "
         "remove the entry from the expectations file",
@@ -208,17 +271,20 @@ def evaluate(
     seed: int | None = None,
 ) -> Outcome:
     """The verdict for one property. Without a documented deviation: a search. With one: its
-    witness is replayed, then (when the deviation says what its failure looks like, ``match``)
-    the search runs with that failure set aside, so that a different failure of the same
-    property still fails the clause."""
+    witness is replayed, then the property is searched with exactly the failures the deviant
+    model explains set aside, so that any other failure of the same property fails the clause."""
     if deviation is None:
         return run_property(prop, impl, base_settings, database, seed)
     replayed = replay_witness(prop, impl, deviation)
-    if replayed.status != "deviates" or not deviation.match:
+    if replayed.status != Verdict.DEVIATES or deviation.model is None:
         return replayed
-    search = run_property(prop, impl, base_settings, database, seed, known=deviation.match)
-    if search.status == "fail":
-        search.message = f"beyond the documented deviation ({deviation.match!r}): {search.message}"
+    search = run_property(prop, impl, base_settings, database, seed, deviation)
+    if search.status in (Verdict.FAIL, Verdict.ERROR):
+        search.message = (
+            f"beyond the documented deviation (codes {list(deviation.codes)}, model "
+            f"{deviation.model.name}): {search.message}"
+        )
         return search
     replayed.examples += search.examples
+    replayed.set_aside = search.set_aside
     return replayed

@@ -1,9 +1,9 @@
-"""Run every property against the implementation chosen with ``--impl``.
+"""Run every property against the implementation chosen with ``--detspec-impl``.
 
-One test per property. Verdicts: ``pass``; ``fail`` (a counterexample, shrunk); ``deviates``
-(a documented deviation whose witness still reproduces: xfail); ``xpass`` (a documented deviation
-that no longer reproduces: an error); ``not-provided`` and ``skip`` (not applicable under the
-declared conventions): skipped.
+One test per property. Verdicts (``conformance/verdicts.py``): ``pass``; ``fail`` (a
+counterexample, shrunk) and ``error`` (the property could not finish) and ``xpass`` (a documented
+deviation that no longer reproduces) fail the test; ``deviates`` (a documented deviation, and
+nothing beyond it) is an xfail; ``not-provided``, ``unsupported`` and ``skip`` are skipped.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from detspec.conformance.figures import (
     proposal_stages,
     roi_align_grid,
 )
+from detspec.conformance.report import clip
 from detspec.conformance.runner import evaluate
+from detspec.conformance.verdicts import Verdict
 from detspec.properties.registry import all_properties
 from hypothesis import settings
 
@@ -26,11 +28,12 @@ PROPERTIES = all_properties()
 
 
 def _describe(outcome) -> str:
-    lines = [f"[{outcome.clause}] {outcome.property}: {outcome.message}"]
+    """What the terminal shows; long messages and inputs are clipped (the report keeps them whole)."""
+    lines = [f"[{outcome.clause}] {outcome.property} [{outcome.code or '-'}]: {clip(outcome.message or '')}"]
     if outcome.minimal_input is not None:
-        lines.append(f"minimal input: {json.dumps(outcome.minimal_input)}")
+        lines.append(f"minimal input: {clip(json.dumps(outcome.minimal_input))}")
     if outcome.expected is not None or outcome.actual is not None:
-        lines.append(f"expected {outcome.expected!r}, actual {outcome.actual!r}")
+        lines.append(f"expected {clip(repr(outcome.expected))}, actual {clip(repr(outcome.actual))}")
     if outcome.reason:
         lines.append(f"documented deviation: {outcome.reason}")
     return "\n".join(lines)
@@ -47,19 +50,19 @@ def test_property(prop, conformance, record_outcome):
         settings.default.database,
         None if isinstance(conformance.seed, str) else conformance.seed,
     )
-    if outcome.status in ("fail", "deviates") and outcome.minimal_input:
+    if outcome.status in (Verdict.FAIL, Verdict.DEVIATES) and outcome.minimal_input:
         try:
-            picture = counterexample_picture(impl, prop.from_jsonable(outcome.minimal_input))
+            picture = counterexample_picture(impl, prop.from_jsonable(outcome.minimal_input).fields())
         except Exception as error:  # a picture is a courtesy: never let it change the verdict
             picture = {"title": "Counterexample", "caption": f"not drawn: {error}", "svg": ""}
         if picture:
             outcome.extra["picture"] = picture
-    record_outcome(outcome.to_json())
-    if outcome.status in ("not-provided", "skip"):
+    record_outcome(outcome)
+    if outcome.status in (Verdict.NOT_PROVIDED, Verdict.UNSUPPORTED, Verdict.SKIP):
         pytest.skip(f"{outcome.status}: {outcome.message}")
-    if outcome.status == "deviates":
+    if outcome.status == Verdict.DEVIATES:
         pytest.xfail(_describe(outcome))
-    if outcome.status != "pass":
+    if outcome.status != Verdict.PASS:
         pytest.fail(f"{outcome.status.upper()} {impl.name} {_describe(outcome)}", pytrace=False)
 
 
@@ -92,8 +95,8 @@ def test_figures(conformance, record_figure):
             )
 
 
-def test_expectations_are_consistent(conformance, record_problems):
-    """An unknown clause or property, a malformed witness or a duplicate entry is an error."""
+def test_expectations_are_consistent(conformance):
+    """An unknown clause, property or model, a malformed witness or a duplicate entry is an error
+    (the report lists them and fails the run even when this test is deselected)."""
     problems = conformance.expectations.problems
-    record_problems(problems)
     assert not problems, "expectations file problems:\n" + "\n".join(problems)

@@ -7,14 +7,40 @@ import math
 import numpy as np
 from detspec.properties.checks import check_close, check_equal, check_shape, fail, tolerance
 from detspec.properties.interface import Conventions
-from detspec.properties.registry import prop
+from detspec.properties.registry import Example, Plain, Rows4, family, prop
 from detspec.properties.strategies.anchors import PAPER, anchor_levels
 from detspec.reference import anchors as ref_anchors
 from detspec.reference import boxes as ref_boxes
 from detspec.reference.receptive_field import RPN_CONV, VGG16_CONV5_3, receptive_field
 from hypothesis import strategies as st
 
-ANCHOR_SCHEMA = {"feature_sizes": "json", "strides": "json", "sizes": "json", "ratios": "json"}
+
+@family
+class AnchorLevels(Example):
+    """Per level: the map size [H, W], the stride, the sizes and the ratios (h/w)."""
+
+    feature_sizes: Plain
+    strides: Plain
+    sizes: Plain
+    ratios: Plain
+
+
+@family
+class AnchorLevelsAndBoxes(Example):
+    feature_sizes: Plain
+    strides: Plain
+    sizes: Plain
+    ratios: Plain
+    gt_boxes: Rows4
+
+
+def per_axis(strides) -> list[list[float]]:
+    """Strides as the interface takes them: (along y, along x) per level."""
+    return [
+        [float(s), float(s)] if not isinstance(s, list | tuple) else [float(v) for v in s] for s in strides
+    ]
+
+
 #: py-faster-rcnn's nine base anchors (``generate_anchors()`` run in Python; its comment block
 #: lists the 1-based MATLAB values, one more in every coordinate, which are not the oracle).
 PFR_TABLE = np.array(
@@ -43,7 +69,7 @@ def _paper_example(_conventions: Conventions):
 
 def _levels(impl, feature_sizes, strides, sizes, ratios):
     """The implementation's anchors, split per level as ``(H, W, A, 4)`` arrays."""
-    anchors = impl.grid_anchors(feature_sizes, strides, sizes, ratios)
+    anchors = impl.grid_anchors(feature_sizes, per_axis(strides), sizes, ratios)
     out, start = [], 0
     for (height, width), level_sizes, level_ratios in zip(feature_sizes, sizes, ratios, strict=True):
         count = len(level_sizes) * len(level_ratios)
@@ -73,21 +99,21 @@ def _coordinate_tolerance(impl, anchors: np.ndarray) -> np.ndarray:
     "anchors.count",
     uses=("grid_anchors",),
     given=_given_levels(1, 3),
-    schema=ANCHOR_SCHEMA,
+    example=AnchorLevels,
     examples=_paper_example,
 )
 def anchor_count_is_cells_times_shapes(impl, feature_sizes, strides, sizes, ratios):
     """H * W * A anchors per level (62 x 37 x 9 = 20,646 for the paper's VGG-16 example)."""
-    anchors = impl.grid_anchors(feature_sizes, strides, sizes, ratios)
+    anchors = impl.grid_anchors(feature_sizes, per_axis(strides), sizes, ratios)
     expected = sum(h * w * len(s) * len(r) for (h, w), s, r in zip(feature_sizes, sizes, ratios, strict=True))
-    check_shape(anchors, (expected, 4), "grid_anchors")
+    check_shape(anchors, (expected, 4), "grid_anchors", "anchors.count")
 
 
 @prop(
     "anchors.shift",
     uses=("grid_anchors",),
     given=_given_levels(1, 1, 1),
-    schema=ANCHOR_SCHEMA,
+    example=AnchorLevels,
     examples=_paper_example,
 )
 def anchors_of_a_cell_are_the_first_cell_shifted(impl, feature_sizes, strides, sizes, ratios):
@@ -97,14 +123,20 @@ def anchors_of_a_cell_are_the_first_cell_shifted(impl, feature_sizes, strides, s
     ys, xs = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
     shift = strides[0] * np.stack([xs, ys, xs, ys], -1)[:, :, None, :]
     expected = grid[0, 0][None, None] + shift
-    check_close(grid, expected, _coordinate_tolerance(impl, expected), "anchors vs shifted cell-0 anchors")
+    check_close(
+        grid,
+        expected,
+        _coordinate_tolerance(impl, expected),
+        "anchors vs shifted cell-0 anchors",
+        "anchors.shift",
+    )
 
 
 @prop(
     "anchors.shape",
     uses=("grid_anchors",),
     given=_given_levels(1, 1, 1),
-    schema=ANCHOR_SCHEMA,
+    example=AnchorLevels,
     examples=_paper_example,
 )
 def anchors_have_declared_size_and_ratio(impl, feature_sizes, strides, sizes, ratios):
@@ -124,6 +156,7 @@ def anchors_have_declared_size_and_ratio(impl, feature_sizes, strides, sizes, ra
             ideal,
             tolerance(conventions.dtype) * (1 + ideal),
             "legacy anchor sides (py-faster-rcnn rounding)",
+            "anchors.shape",
         )
         return
     ideal = np.array(
@@ -133,7 +166,11 @@ def anchors_have_declared_size_and_ratio(impl, feature_sizes, strides, sizes, ra
     if conventions.anchor_rounding == "round-corners":
         tol = tol + 1.0  # each of the two corners moves by at most half a pixel
     check_close(
-        actual, ideal, tol, f"anchor (width, height) for (size, ratio) in {conventions.anchor_order} order"
+        actual,
+        ideal,
+        tol,
+        f"anchor (width, height) for (size, ratio) in {conventions.anchor_order} order",
+        "anchors.shape",
     )
 
 
@@ -141,7 +178,7 @@ def anchors_have_declared_size_and_ratio(impl, feature_sizes, strides, sizes, ra
     "anchors.centre",
     uses=("grid_anchors",),
     given=_given_levels(1, 1, 1),
-    schema=ANCHOR_SCHEMA,
+    example=AnchorLevels,
     examples=_paper_example,
 )
 def anchors_are_centred_on_their_cell(impl, feature_sizes, strides, sizes, ratios):
@@ -157,6 +194,7 @@ def anchors_are_centred_on_their_cell(impl, feature_sizes, strides, sizes, ratio
         expected,
         _coordinate_tolerance(impl, expected),
         f"anchor centres ({impl.conventions.anchor_offset} offset {offset})",
+        "anchors.centre",
     )
 
 
@@ -177,7 +215,7 @@ def _identifiable_levels(_conventions: Conventions):
     "anchors.order",
     uses=("grid_anchors",),
     given=_identifiable_levels,
-    schema=ANCHOR_SCHEMA,
+    example=AnchorLevels,
     examples=_paper_example,
     applies=lambda c: (
         "the legacy rounding is checked side by side by anchors.shape"
@@ -198,25 +236,25 @@ def cell_anchors_follow_declared_order(impl, feature_sizes, strides, sizes, rati
     found = [(float(sizes[0][s]), float(ratios[0][r])) for s, r in zip(size_index, ratio_index, strict=True)]
     expected = [(float(s), float(r)) for s, r in _declared_grid(conventions, sizes[0], ratios[0])]
     if found != expected:
-        fail(f"cell anchors are not in {conventions.anchor_order} order", expected, found)
+        fail("anchors.order", f"cell anchors are not in {conventions.anchor_order} order", expected, found)
 
 
-@prop("anchors.levels", uses=("grid_anchors",), given=_given_levels(2, 3), schema=ANCHOR_SCHEMA)
+@prop("anchors.levels", uses=("grid_anchors",), given=_given_levels(2, 3), example=AnchorLevels)
 def levels_are_concatenated_in_order(impl, feature_sizes, strides, sizes, ratios):
     """Anchors of several levels are each level's anchors, concatenated in level order."""
-    together = impl.grid_anchors(feature_sizes, strides, sizes, ratios)
+    together = impl.grid_anchors(feature_sizes, per_axis(strides), sizes, ratios)
     parts = [
-        impl.grid_anchors([f], [s], [z], [r])
+        impl.grid_anchors([f], per_axis([s]), [z], [r])
         for f, s, z, r in zip(feature_sizes, strides, sizes, ratios, strict=True)
     ]
-    check_equal(together, np.concatenate(parts), "multi-level anchors vs levels one by one")
+    check_equal(together, np.concatenate(parts), "multi-level anchors vs levels one by one", "anchors.levels")
 
 
 @prop(
     "anchors.coverage.centres",
     uses=("grid_anchors",),
     given=_given_levels(1, 1, 1),
-    schema=ANCHOR_SCHEMA,
+    example=AnchorLevels,
     examples=_paper_example,
 )
 def anchor_centres_cover_the_image(impl, feature_sizes, strides, sizes, ratios):
@@ -231,6 +269,7 @@ def anchor_centres_cover_the_image(impl, feature_sizes, strides, sizes, ratios):
         if np.max(gaps) > stride * (1 + tolerance(impl.conventions.dtype)):
             name = "xy"[axis]
             fail(
+                "anchors.uncovered",
                 f"an image point is more than half a stride ({stride / 2}) along {name} from every "
                 f"anchor centre: centres span [{centres[0]}, {centres[-1]}] in an image [0, {end}]",
                 f"<= {stride / 2}",
@@ -257,7 +296,7 @@ def _levels_and_boxes(draw):
     "anchors.coverage.iou",
     uses=("grid_anchors",),
     given=lambda _c: _levels_and_boxes(),
-    schema={**ANCHOR_SCHEMA, "gt_boxes": "rows4"},
+    example=AnchorLevelsAndBoxes,
 )
 def some_anchor_reaches_the_guaranteed_iou(impl, feature_sizes, strides, sizes, ratios, gt_boxes):
     """Every box inside the image has an anchor with IoU >= the bound of ``guaranteed_iou``."""
@@ -276,8 +315,11 @@ def some_anchor_reaches_the_guaranteed_iou(impl, feature_sizes, strides, sizes, 
     for row, box in enumerate(gt_boxes):
         w, h = box[2] - box[0] + conventions.width_offset, box[3] - box[1] + conventions.width_offset
         bound = ref_anchors.guaranteed_iou(w, h, shapes, (reach, reach))
-        if best[row] < bound - 1e-9:
+        # the anchors come in the declared precision: a float32 anchor equal to the float64 one
+        # up to rounding may miss the bound by that rounding
+        if best[row] < bound - tolerance(conventions.dtype):
             fail(
+                "anchors.iou-below-bound",
                 f"box {row} {box.tolist()} overlaps no anchor by the guaranteed IoU {bound:.4f}",
                 bound,
                 float(best[row]),
@@ -290,16 +332,16 @@ def some_anchor_reaches_the_guaranteed_iou(impl, feature_sizes, strides, sizes, 
     given=lambda _c: st.just(
         {"feature_sizes": [[1, 1]], "strides": [16], "sizes": [[128, 256, 512]], "ratios": [[0.5, 1.0, 2.0]]}
     ),
-    schema=ANCHOR_SCHEMA,
+    example=AnchorLevels,
     applies=lambda c: None if c.anchor_rounding == "legacy" else "only for the legacy rounding",
 )
 def legacy_anchors_reproduce_py_faster_rcnn(impl, feature_sizes, strides, sizes, ratios):
     """Base 16, ratios (0.5, 1, 2), scales (8, 16, 32) give py-faster-rcnn's nine anchors exactly."""
-    anchors = impl.grid_anchors(feature_sizes, strides, sizes, ratios)
+    anchors = impl.grid_anchors(feature_sizes, per_axis(strides), sizes, ratios)
     expected = PFR_TABLE
     if impl.conventions.anchor_order == "size-major":
         expected = expected.reshape(3, 3, 4).transpose(1, 0, 2).reshape(-1, 4)
-    check_equal(anchors, expected, "py-faster-rcnn base anchors")
+    check_equal(anchors, expected, "py-faster-rcnn base anchors", "anchors.legacy-table")
 
 
 @prop(
@@ -308,7 +350,7 @@ def legacy_anchors_reproduce_py_faster_rcnn(impl, feature_sizes, strides, sizes,
     given=lambda _c: st.just(
         {"feature_sizes": [[4, 4]], "strides": [16], "sizes": [[128.0]], "ratios": [[1.0]]}
     ),
-    schema=ANCHOR_SCHEMA,
+    example=AnchorLevels,
 )
 def vgg16_anchors_sit_on_receptive_field_centres(impl, feature_sizes, strides, sizes, ratios):
     """VGG-16 (conv5_3 + RPN conv): anchor centres coincide with their cells' receptive-field centres."""
@@ -325,4 +367,5 @@ def vgg16_anchors_sit_on_receptive_field_centres(impl, feature_sizes, strides, s
         expected,
         _coordinate_tolerance(impl, expected),
         "anchor centre vs receptive-field centre (VGG-16)",
+        "anchors.off-receptive-field-centre",
     )

@@ -19,7 +19,19 @@ from detspec.properties.checks import (
 )
 from detspec.properties.exact import ThresholdOverlaps
 from detspec.properties.interface import Conventions, ImplementationRaised
-from detspec.properties.registry import prop
+from detspec.properties.registry import (
+    Example,
+    Matrix,
+    Number,
+    PairField,
+    Rows4,
+    Text,
+    Vector,
+    Weights,
+    family,
+    prop,
+)
+from detspec.properties.registry import Labels as LabelsField
 from detspec.properties.strategies.boxes import (
     CODER_WEIGHTS,
     DECODE_CLAMPS,
@@ -37,7 +49,87 @@ from detspec.properties.strategies.boxes import (
 from detspec.reference import boxes as ref
 from hypothesis import strategies as st
 
-BOXES_PAIR = {"boxes1": "rows4", "boxes2": "rows4"}
+
+@family
+class BoxSet(Example):
+    boxes: Rows4
+
+
+@family
+class BoxPair(Example):
+    boxes1: Rows4
+    boxes2: Rows4
+
+
+@family
+class MovedBoxPair(Example):
+    boxes1: Rows4
+    boxes2: Rows4
+    offset: PairField
+
+
+@family
+class ScaledBoxPair(Example):
+    boxes1: Rows4
+    boxes2: Rows4
+    factor: Number
+
+
+@family
+class BoxesInImage(Example):
+    boxes: Rows4
+    image_size: PairField
+
+
+@family
+class BoxesAndMinSize(Example):
+    boxes: Rows4
+    min_size: Number
+
+
+@family
+class CoderPairs(Example):
+    anchors: Rows4
+    targets: Rows4
+    weights: Weights
+
+
+@family
+class MovedCoderPairs(Example):
+    anchors: Rows4
+    targets: Rows4
+    weights: Weights
+    offset: PairField
+    factor: Number
+
+
+@family
+class DecodeInputs(Example):
+    anchors: Rows4
+    deltas: Rows4
+    weights: Weights
+    clamp: Number
+
+
+@family
+class NmsInputs(Example):
+    boxes: Rows4
+    scores: Vector
+    iou_threshold: Number
+
+
+@family
+class BatchedNmsInputs(Example):
+    boxes: Rows4
+    scores: Vector
+    classes: LabelsField
+    iou_threshold: Number
+
+
+@family
+class InvalidBoxes(Example):
+    boxes: Matrix
+    corruption: Text
 
 
 def _continuous_only(conventions: Conventions) -> str | None:
@@ -74,14 +166,14 @@ def _iou_edge_examples(_conventions: Conventions):
     "boxes.area.formula",
     uses=("box_area",),
     given=lambda _c: box_arrays().map(lambda b: {"boxes": b}),
-    schema={"boxes": "rows4"},
+    example=BoxSet,
     examples=lambda _c: [{"boxes": np.zeros((0, 4))}, {"boxes": np.array([[3.0, 3.0, 3.0, 9.0]])}],
 )
 def area_is_width_times_height(impl, boxes):
     """box_area equals w * h under the declared width convention."""
     actual = impl.box_area(boxes)
     expected = ref.box_area(boxes, impl.conventions.box_width)
-    check_close(actual, expected, tolerance(impl.conventions.dtype) * expected, "box_area")
+    check_close(actual, expected, tolerance(impl.conventions.dtype) * expected, "box_area", "area.value")
 
 
 # --- IoU --------------------------------------------------------------------------------------
@@ -91,14 +183,14 @@ def area_is_width_times_height(impl, boxes):
     "boxes.iou.formula",
     uses=("box_iou",),
     given=_two_sets,
-    schema=BOXES_PAIR,
+    example=BoxPair,
     examples=_iou_edge_examples,
 )
 def iou_matches_formula(impl, boxes1, boxes2):
     """box_iou equals intersection / union (declared convention), shape (N, M)."""
     actual = impl.box_iou(boxes1, boxes2)
     expected = ref.box_iou(boxes1, boxes2, impl.conventions.box_width)
-    check_close(actual, expected, tolerance(impl.conventions.dtype), "box_iou")
+    check_close(actual, expected, tolerance(impl.conventions.dtype), "box_iou", "iou.value")
 
 
 @prop(
@@ -107,44 +199,46 @@ def iou_matches_formula(impl, boxes1, boxes2):
     given=lambda _c: st.tuples(degenerate_box_arrays(), degenerate_box_arrays()).map(
         lambda ab: {"boxes1": ab[0], "boxes2": ab[1]}
     ),
-    schema=BOXES_PAIR,
+    example=BoxPair,
     examples=lambda _c: [{"boxes1": np.zeros((1, 4)), "boxes2": np.zeros((1, 4))}],
     applies=_continuous_only,
 )
 def iou_of_zero_area_pair_is_zero(impl, boxes1, boxes2):
     """Two zero-area boxes have IoU 0, never NaN."""
     actual = impl.box_iou(boxes1, boxes2)
-    check_equal(actual, np.zeros((len(boxes1), len(boxes2))), "box_iou of zero-area boxes")
+    check_equal(actual, np.zeros((len(boxes1), len(boxes2))), "box_iou of zero-area boxes", "iou.zero-union")
 
 
-@prop("boxes.iou.range", uses=("box_iou",), given=_two_sets, schema=BOXES_PAIR)
+@prop("boxes.iou.range", uses=("box_iou",), given=_two_sets, example=BoxPair)
 def iou_lies_in_unit_interval(impl, boxes1, boxes2):
     """Every IoU lies in [0, 1] (within the declared tolerance)."""
     actual = impl.box_iou(boxes1, boxes2)
     tol = tolerance(impl.conventions.dtype)
     if not np.all(np.isfinite(actual)):
-        fail("box_iou returned a non-finite value", "finite", actual)
-    check_close(np.clip(actual, 0.0, 1.0), actual, tol, "box_iou outside [0, 1]")
+        fail("iou.non-finite", "box_iou returned a non-finite value", "finite", actual)
+    check_close(actual, np.clip(actual, 0.0, 1.0), tol, "box_iou outside [0, 1]", "iou.range")
 
 
 @prop(
     "boxes.iou.self",
     uses=("box_iou",),
     given=lambda _c: box_arrays(1, 6, degenerate=False).map(lambda b: {"boxes": b}),
-    schema={"boxes": "rows4"},
+    example=BoxSet,
 )
 def iou_of_box_with_itself_is_one(impl, boxes):
     """iou(b, b) = 1 for boxes of positive area."""
     diagonal = np.diagonal(impl.box_iou(boxes, boxes))
-    check_close(diagonal, np.ones(len(boxes)), tolerance(impl.conventions.dtype), "iou(b, b)")
+    check_close(diagonal, np.ones(len(boxes)), tolerance(impl.conventions.dtype), "iou(b, b)", "iou.self")
 
 
-@prop("boxes.iou.symmetric", uses=("box_iou",), given=_two_sets, schema=BOXES_PAIR)
+@prop("boxes.iou.symmetric", uses=("box_iou",), given=_two_sets, example=BoxPair)
 def iou_is_symmetric(impl, boxes1, boxes2):
     """box_iou(A, B) equals box_iou(B, A) transposed."""
     forward = impl.box_iou(boxes1, boxes2)
     backward = impl.box_iou(boxes2, boxes1)
-    check_close(forward, backward.T, tolerance(impl.conventions.dtype), "box_iou(A, B) vs (B, A)ᵀ")
+    check_close(
+        forward, backward.T, tolerance(impl.conventions.dtype), "box_iou(A, B) vs (B, A)ᵀ", "iou.asymmetric"
+    )
 
 
 @st.composite
@@ -161,14 +255,14 @@ def _sets_and_offset(draw):
     "boxes.iou.translation-invariant",
     uses=("box_iou",),
     given=lambda _c: _sets_and_offset(),
-    schema={**BOXES_PAIR, "offset": "pair"},
+    example=MovedBoxPair,
 )
 def iou_is_translation_invariant(impl, boxes1, boxes2, offset):
     """Translating both sets by the same offset leaves every IoU unchanged."""
     shift = np.array([offset[0], offset[1], offset[0], offset[1]])
     before = impl.box_iou(boxes1, boxes2)
     after = impl.box_iou(boxes1 + shift, boxes2 + shift)
-    check_close(after, before, tolerance(impl.conventions.dtype), "IoU after translation")
+    check_close(after, before, tolerance(impl.conventions.dtype), "IoU after translation", "iou.translation")
 
 
 @prop(
@@ -177,14 +271,14 @@ def iou_is_translation_invariant(impl, boxes1, boxes2, offset):
     given=lambda _c: st.tuples(_two_box_sets(), st.integers(-8, 8)).map(
         lambda pair: {**pair[0], "factor": 2.0 ** pair[1]}
     ),
-    schema={**BOXES_PAIR, "factor": "number"},
+    example=ScaledBoxPair,
     applies=_continuous_only,
 )
 def iou_is_scale_invariant(impl, boxes1, boxes2, factor):
     """Scaling both sets by a power of two leaves every IoU unchanged (continuous convention)."""
     before = impl.box_iou(boxes1, boxes2)
     after = impl.box_iou(boxes1 * factor, boxes2 * factor)
-    check_close(after, before, tolerance(impl.conventions.dtype), "IoU after scaling")
+    check_close(after, before, tolerance(impl.conventions.dtype), "IoU after scaling", "iou.scale")
 
 
 # --- clipping ---------------------------------------------------------------------------------
@@ -209,27 +303,27 @@ def _clip_examples(_conventions: Conventions):
     "boxes.clip.clamp",
     uses=("clip_boxes_to_image",),
     given=_boxes_and_image,
-    schema={"boxes": "rows4", "image_size": "pair"},
+    example=BoxesInImage,
     examples=_clip_examples,
 )
 def clip_clamps_each_coordinate(impl, boxes, image_size):
     """Clipping clamps x to [0, W] and y to [0, H] (legacy: W - 1, H - 1), exactly."""
     actual = impl.clip_boxes_to_image(boxes, image_size)
     expected = ref.clip_boxes_to_image(boxes, image_size, impl.conventions.box_width)
-    check_equal(actual, expected, f"clip_boxes_to_image(image_size=(H, W)={image_size})")
+    check_equal(actual, expected, f"clip_boxes_to_image(image_size=(H, W)={image_size})", "clip.value")
 
 
 @prop(
     "boxes.clip.idempotent",
     uses=("clip_boxes_to_image",),
     given=_boxes_and_image,
-    schema={"boxes": "rows4", "image_size": "pair"},
+    example=BoxesInImage,
 )
 def clip_is_idempotent(impl, boxes, image_size):
     """Clipping clipped boxes changes nothing."""
     once = impl.clip_boxes_to_image(boxes, image_size)
     twice = impl.clip_boxes_to_image(once, image_size)
-    check_equal(twice, once, "clip(clip(boxes))")
+    check_equal(twice, once, "clip(clip(boxes))", "clip.not-idempotent")
 
 
 # --- removing small boxes ---------------------------------------------------------------------
@@ -248,7 +342,7 @@ def _boxes_and_min_size(draw):
     "boxes.remove-small.bound",
     uses=("remove_small_boxes",),
     given=lambda _c: _boxes_and_min_size(),
-    schema={"boxes": "rows4", "min_size": "number"},
+    example=BoxesAndMinSize,
     examples=lambda _c: [
         {"boxes": np.array([[0.0, 0.0, 16.0, 20.0], [0.0, 0.0, 15.0, 20.0]]), "min_size": 16.0},
         {"boxes": np.array([[5.0, 5.0, 5.0, 9.0]]), "min_size": 0.0},
@@ -257,10 +351,15 @@ def _boxes_and_min_size(draw):
 def remove_small_keeps_sides_at_least_min_size(impl, boxes, min_size):
     """Exactly the boxes with both sides >= min_size (or > for the strict convention) are kept."""
     actual = impl.remove_small_boxes(boxes, min_size)
-    check_indices(actual, len(boxes), "remove_small_boxes")
+    check_indices(actual, len(boxes), "remove_small_boxes", "remove-small")
     conventions = impl.conventions
     expected = ref.remove_small_boxes(boxes, min_size, conventions.box_width, conventions.min_size_bound)
-    check_same_indices(actual, expected, f"kept indices (min_size={min_size}, {conventions.min_size_bound})")
+    check_same_indices(
+        actual,
+        expected,
+        f"kept indices (min_size={min_size}, {conventions.min_size_bound})",
+        "remove-small.kept",
+    )
 
 
 # --- encoding and decoding --------------------------------------------------------------------
@@ -278,9 +377,6 @@ def _anchor_target_pairs(draw, exponent: int | None = None):
     }
 
 
-CODER_SCHEMA = {"anchors": "rows4", "targets": "rows4", "weights": "weights"}
-
-
 def _relative_tolerance(impl, values: np.ndarray) -> np.ndarray:
     return tolerance(impl.conventions.dtype) * (1.0 + np.abs(values))
 
@@ -289,7 +385,7 @@ def _relative_tolerance(impl, values: np.ndarray) -> np.ndarray:
     "boxes.encode.formula",
     uses=("encode_boxes",),
     given=lambda _c: _anchor_target_pairs(),
-    schema=CODER_SCHEMA,
+    example=CoderPairs,
     examples=lambda _c: [
         {
             "anchors": np.array([[0.0, 0.0, 16.0, 8.0]]),
@@ -302,21 +398,21 @@ def encode_matches_formula(impl, anchors, targets, weights):
     """Deltas are (wx dx/aw, wy dy/ah, ww log(gw/aw), wh log(gh/ah))."""
     actual = impl.encode_boxes(anchors, targets, weights)
     expected = ref.encode_boxes(anchors, targets, weights, impl.conventions.box_width)
-    check_close(actual, expected, _relative_tolerance(impl, expected), "encode_boxes")
+    check_close(actual, expected, _relative_tolerance(impl, expected), "encode_boxes", "encode.value")
 
 
 @prop(
     "boxes.encode.weights",
     uses=("encode_boxes",),
     given=lambda _c: _anchor_target_pairs(),
-    schema=CODER_SCHEMA,
+    example=CoderPairs,
 )
 def encode_weights_scale_columns(impl, anchors, targets, weights):
     """Weighted deltas are the unit-weight deltas times the weights, column by column."""
     weighted = impl.encode_boxes(anchors, targets, weights)
     unit = impl.encode_boxes(anchors, targets, (1.0, 1.0, 1.0, 1.0))
     expected = unit * np.asarray(weights)
-    check_close(weighted, expected, _relative_tolerance(impl, expected), "weighted deltas")
+    check_close(weighted, expected, _relative_tolerance(impl, expected), "weighted deltas", "encode.weights")
 
 
 @st.composite
@@ -335,7 +431,7 @@ def _pairs_and_move(draw):
     "boxes.encode.similarity-invariant",
     uses=("encode_boxes",),
     given=lambda _c: _pairs_and_move(),
-    schema={**CODER_SCHEMA, "offset": "pair", "factor": "number"},
+    example=MovedCoderPairs,
     applies=_continuous_only,
 )
 def encode_is_similarity_invariant(impl, anchors, targets, weights, offset, factor):
@@ -343,7 +439,9 @@ def encode_is_similarity_invariant(impl, anchors, targets, weights, offset, fact
     shift = np.array([offset[0], offset[1], offset[0], offset[1]])
     before = impl.encode_boxes(anchors, targets, weights)
     after = impl.encode_boxes((anchors + shift) * factor, (targets + shift) * factor, weights)
-    check_close(after, before, _relative_tolerance(impl, before), "deltas after moving both")
+    check_close(
+        after, before, _relative_tolerance(impl, before), "deltas after moving both", "encode.similarity"
+    )
 
 
 def _sizes(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -374,9 +472,6 @@ def _anchors_and_deltas(draw, side: str = "any"):
     return {"anchors": anchors, "deltas": deltas, "weights": weights, "clamp": clamp}
 
 
-DECODE_SCHEMA = {"anchors": "rows4", "deltas": "rows4", "weights": "weights", "clamp": "number"}
-
-
 def _decode_tolerance(impl, anchors, deltas, weights, expected) -> np.ndarray:
     """Relative tolerance against the magnitudes a decode mixes: centre, offset and size."""
     widths, heights = _sizes(anchors)
@@ -394,7 +489,7 @@ def _expected_decode(impl, anchors, deltas, weights, clamp):
     "boxes.decode.formula",
     uses=("decode_boxes",),
     given=lambda _c: _anchors_and_deltas(),
-    schema=DECODE_SCHEMA,
+    example=DecodeInputs,
     examples=lambda _c: [
         {
             "anchors": np.array([[0.0, 0.0, 16.0, 16.0]]),
@@ -409,7 +504,7 @@ def decode_matches_formula(impl, anchors, deltas, weights, clamp):
     actual = impl.decode_boxes(anchors, deltas, weights, clamp)
     expected = _expected_decode(impl, anchors, deltas, weights, clamp)
     tol = _decode_tolerance(impl, anchors, deltas, weights, expected)
-    check_close(actual, expected, tol, "decode_boxes")
+    check_close(actual, expected, tol, "decode_boxes", "decode.value")
 
 
 @st.composite
@@ -426,27 +521,29 @@ def _encodable_pairs(draw):
     "boxes.decode.roundtrip",
     uses=("encode_boxes", "decode_boxes"),
     given=lambda _c: _encodable_pairs(),
-    schema=CODER_SCHEMA,
+    example=CoderPairs,
 )
 def decode_inverts_encode(impl, anchors, targets, weights):
     """decode(a, encode(a, g)) = g when the size ratios are inside the clamp."""
     deltas = impl.encode_boxes(anchors, targets, weights)
     decoded = impl.decode_boxes(anchors, deltas, weights, DEFAULT_CLAMP)
     tol = tolerance(impl.conventions.dtype) * relative_scale(anchors, targets) * 4
-    check_close(decoded, targets, tol, "decode(encode(target))")
+    check_close(decoded, targets, tol, "decode(encode(target))", "decode.roundtrip")
 
 
 @prop(
     "boxes.decode.clamp-upper",
     uses=("decode_boxes",),
     given=lambda _c: _anchors_and_deltas("above"),
-    schema=DECODE_SCHEMA,
+    example=DecodeInputs,
 )
 def decode_clamps_large_size_deltas(impl, anchors, deltas, weights, clamp):
     """Any unweighted dw, dh above the clamp C decodes like dw = dh = C, to a finite box."""
     actual = impl.decode_boxes(anchors, deltas, weights, clamp)
     if not np.all(np.isfinite(actual)):
-        fail("decode_boxes returned a non-finite box for finite deltas", "finite", actual)
+        fail(
+            "decode.non-finite", "decode_boxes returned a non-finite box for finite deltas", "finite", actual
+        )
     at_clamp = deltas.copy()
     at_clamp[:, 2:] = clamp * np.asarray(weights[2:])
     expected = ref.decode_boxes(anchors, at_clamp, weights, clamp, "upper", impl.conventions.box_width)
@@ -455,6 +552,7 @@ def decode_clamps_large_size_deltas(impl, anchors, deltas, weights, clamp):
         expected,
         _decode_tolerance(impl, anchors, deltas, weights, expected),
         f"decode with dw, dh above the clamp {clamp}",
+        "decode.clamp-upper",
     )
 
 
@@ -462,7 +560,7 @@ def decode_clamps_large_size_deltas(impl, anchors, deltas, weights, clamp):
     "boxes.decode.clamp-lower",
     uses=("decode_boxes",),
     given=lambda _c: _anchors_and_deltas("below"),
-    schema=DECODE_SCHEMA,
+    example=DecodeInputs,
 )
 def decode_lower_side_follows_convention(impl, anchors, deltas, weights, clamp):
     """Below -C: no clamp (``upper`` convention) or clamped to -C (``symmetric``)."""
@@ -473,6 +571,7 @@ def decode_lower_side_follows_convention(impl, anchors, deltas, weights, clamp):
         expected,
         _decode_tolerance(impl, anchors, deltas, weights, expected),
         f"decode with dw, dh below -{clamp} ({impl.conventions.decode_clamp} convention)",
+        "decode.clamp-lower",
     )
 
 
@@ -487,9 +586,6 @@ def _nms_inputs(draw, max_boxes: int = 16):
         "scores": draw(score_vectors(len(boxes))),
         "iou_threshold": draw(IOU_THRESHOLDS),
     }
-
-
-NMS_SCHEMA = {"boxes": "rows4", "scores": "vector", "iou_threshold": "number"}
 
 
 def _nms_given(_conventions: Conventions):
@@ -511,47 +607,53 @@ def _overlaps(impl, boxes, iou_threshold) -> ThresholdOverlaps:
     return ThresholdOverlaps(boxes, iou_threshold, conventions.width_offset, tolerance(conventions.dtype))
 
 
-@prop("boxes.nms.output", uses=("nms",), given=_nms_given, schema=NMS_SCHEMA, examples=_nms_examples)
+@prop("boxes.nms.output", uses=("nms",), given=_nms_given, example=NmsInputs, examples=_nms_examples)
 def nms_returns_distinct_indices(impl, boxes, scores, iou_threshold):
     """NMS returns distinct, in-range indices; [] for no boxes and [0] for one."""
     keep = impl.nms(boxes, scores, iou_threshold)
-    check_indices(keep, len(boxes), "nms")
+    check_indices(keep, len(boxes), "nms", "nms")
     if len(boxes) <= 1:
-        check_same_indices(keep, np.arange(len(boxes)), "nms of at most one box")
+        check_same_indices(keep, np.arange(len(boxes)), "nms of at most one box", "nms.at-most-one-box")
 
 
-@prop("boxes.nms.sorted", uses=("nms",), given=_nms_given, schema=NMS_SCHEMA, examples=_nms_examples)
+@prop("boxes.nms.sorted", uses=("nms",), given=_nms_given, example=NmsInputs, examples=_nms_examples)
 def nms_keeps_score_order(impl, boxes, scores, iou_threshold):
     """Kept indices come in order of non-increasing score."""
     keep = impl.nms(boxes, scores, iou_threshold)
-    check_indices(keep, len(boxes), "nms")
+    check_indices(keep, len(boxes), "nms", "nms")
     kept_scores = scores[keep]
     if np.any(np.diff(kept_scores) > 0):
-        fail("nms: kept boxes are not sorted by non-increasing score", "non-increasing", kept_scores)
+        fail(
+            "nms.unsorted",
+            "nms: kept boxes are not sorted by non-increasing score",
+            "non-increasing",
+            kept_scores,
+        )
 
 
 @prop(
     "boxes.nms.separation",
     uses=("nms",),
     given=_nms_given,
-    schema=NMS_SCHEMA,
+    example=NmsInputs,
     examples=_nms_examples,
 )
 def nms_kept_boxes_do_not_overlap_above_threshold(impl, boxes, scores, iou_threshold):
     """No two kept boxes have IoU above the threshold (exact IoU, tolerance band at t)."""
     keep = impl.nms(boxes, scores, iou_threshold)
-    check_indices(keep, len(boxes), "nms")
+    check_indices(keep, len(boxes), "nms", "nms")
     overlaps = _overlaps(impl, boxes, iou_threshold)
-    _check_separated(overlaps, keep, np.arange(len(boxes)), "nms")
+    _check_separated(overlaps, keep, np.arange(len(boxes)), "nms", "nms")
 
 
-def _check_separated(overlaps, keep, names, what) -> None:
-    """No two kept boxes overlap clearly above the threshold; ``names`` maps local indices to the
-    indices the caller knows them by."""
+def _check_separated(overlaps, keep, names, what, area) -> None:
+    """No two kept boxes overlap clearly above the threshold (``<area>.kept-overlapping``);
+    ``names`` maps local indices to the indices the caller knows them by."""
     for a, i in enumerate(keep):
         for j in keep[a + 1 :]:
             if overlaps.clearly_above(i, j):
                 fail(
+                    f"{area}.kept-overlapping",
                     f"{what} kept boxes {names[i]} and {names[j]} whose IoU "
                     f"{float(overlaps.approx[i, j]):.6g} exceeds the threshold {overlaps.threshold}",
                     f"IoU <= {overlaps.threshold}",
@@ -559,15 +661,17 @@ def _check_separated(overlaps, keep, names, what) -> None:
                 )
 
 
-def _check_suppressions_explained(overlaps, keep, scores, names, what) -> None:
-    """Every dropped box overlaps a kept box of higher-or-equal score; ``names`` maps local
-    indices to the indices the caller knows them by."""
+def _check_suppressions_explained(overlaps, keep, scores, names, what, area) -> None:
+    """Every dropped box overlaps a kept box of higher-or-equal score
+    (``<area>.suppressed-without-cause``); ``names`` maps local indices to the indices the caller
+    knows them by."""
     kept = set(keep.tolist())
     for j in range(len(scores)):
         if j in kept:
             continue
         if not any(scores[i] >= scores[j] and overlaps.possibly_above(i, j) for i in kept):
             fail(
+                f"{area}.suppressed-without-cause",
                 f"{what}: box {names[j]} (score {scores[j]}) was dropped but no kept box with a "
                 f"higher-or-equal score overlaps it above the threshold {overlaps.threshold}",
                 f"box {names[j]} kept",
@@ -579,15 +683,15 @@ def _check_suppressions_explained(overlaps, keep, scores, names, what) -> None:
     "boxes.nms.maximal",
     uses=("nms",),
     given=_nms_given,
-    schema=NMS_SCHEMA,
+    example=NmsInputs,
     examples=_nms_examples,
 )
 def nms_suppression_is_explained(impl, boxes, scores, iou_threshold):
     """Every dropped box overlaps, above t, a kept box of higher-or-equal score."""
     keep = impl.nms(boxes, scores, iou_threshold)
-    check_indices(keep, len(boxes), "nms")
+    check_indices(keep, len(boxes), "nms", "nms")
     overlaps = _overlaps(impl, boxes, iou_threshold)
-    _check_suppressions_explained(overlaps, keep, scores, np.arange(len(boxes)), "nms")
+    _check_suppressions_explained(overlaps, keep, scores, np.arange(len(boxes)), "nms", "nms")
 
 
 @prop(
@@ -596,7 +700,7 @@ def nms_suppression_is_explained(impl, boxes, scores, iou_threshold):
     given=lambda c: st.tuples(pair_at_iou(c.width_offset), st.permutations([0.75, 0.25])).map(
         lambda t: {"boxes": t[0][0], "scores": np.asarray(t[1]), "iou_threshold": t[0][1]}
     ),
-    schema=NMS_SCHEMA,
+    example=NmsInputs,
     examples=lambda c: [
         {
             "boxes": np.array(
@@ -613,20 +717,25 @@ def nms_suppression_is_explained(impl, boxes, scores, iou_threshold):
 def nms_keeps_both_boxes_at_exact_threshold(impl, boxes, scores, iou_threshold):
     """Two boxes with IoU exactly t are both kept (suppression is strictly above t)."""
     keep = impl.nms(boxes, scores, iou_threshold)
-    check_indices(keep, len(boxes), "nms")
+    check_indices(keep, len(boxes), "nms", "nms")
     if sorted(keep.tolist()) != [0, 1]:
-        fail(f"nms dropped a box whose IoU equals the threshold {iou_threshold} exactly", [0, 1], keep)
+        fail(
+            "nms.at-threshold",
+            f"nms dropped a box whose IoU equals the threshold {iou_threshold} exactly",
+            [0, 1],
+            keep,
+        )
 
 
-@prop("boxes.nms.idempotent", uses=("nms",), given=_nms_given, schema=NMS_SCHEMA)
+@prop("boxes.nms.idempotent", uses=("nms",), given=_nms_given, example=NmsInputs)
 def nms_is_idempotent(impl, boxes, scores, iou_threshold):
     """NMS of the kept boxes keeps all of them."""
     keep = impl.nms(boxes, scores, iou_threshold)
-    check_indices(keep, len(boxes), "nms")
+    check_indices(keep, len(boxes), "nms", "nms")
     again = impl.nms(boxes[keep], scores[keep], iou_threshold)
-    check_indices(again, len(keep), "nms of the kept boxes")
+    check_indices(again, len(keep), "nms of the kept boxes", "nms")
     if len(again) != len(keep):
-        fail("nms applied to its own output dropped boxes", len(keep), len(again))
+        fail("nms.not-idempotent", "nms applied to its own output dropped boxes", len(keep), len(again))
 
 
 @st.composite
@@ -656,7 +765,7 @@ def _batched_inputs(draw):
     "boxes.batched-nms.per-class",
     uses=("batched_nms",),
     given=lambda _c: _batched_inputs(),
-    schema={**NMS_SCHEMA, "classes": "labels"},
+    example=BatchedNmsInputs,
     examples=lambda _c: [
         {
             "boxes": np.array([[0.0, 0.0, 10.0, 10.0]] * 2),
@@ -681,18 +790,23 @@ def _batched_inputs(draw):
 def batched_nms_is_nms_within_each_class(impl, boxes, scores, classes, iou_threshold):
     """Sorted; within a class separated and maximal; no box suppressed across classes."""
     keep = impl.batched_nms(boxes, scores, classes, iou_threshold)
-    check_indices(keep, len(boxes), "batched_nms")
+    check_indices(keep, len(boxes), "batched_nms", "batched-nms")
     if np.any(np.diff(scores[keep]) > 0):
-        fail("batched_nms: kept boxes are not sorted by score", "non-increasing", scores[keep])
+        fail(
+            "batched-nms.unsorted",
+            "batched_nms: kept boxes are not sorted by score",
+            "non-increasing",
+            scores[keep],
+        )
     for label in np.unique(classes):
         members = np.flatnonzero(classes == label)
         kept_here = np.asarray([k for k in keep if classes[k] == label], dtype=np.int64)
         local = {int(m): n for n, m in enumerate(members)}
         overlaps = _overlaps(impl, boxes[members], iou_threshold)
         local_keep = np.asarray([local[int(k)] for k in kept_here], dtype=np.int64)
-        _check_separated(overlaps, local_keep, members, f"batched_nms (class {label})")
+        _check_separated(overlaps, local_keep, members, f"batched_nms (class {label})", "batched-nms")
         _check_suppressions_explained(
-            overlaps, local_keep, scores[members], members, f"batched_nms (class {label})"
+            overlaps, local_keep, scores[members], members, f"batched_nms (class {label})", "batched-nms"
         )
 
 
@@ -725,14 +839,19 @@ def _expect_rejection(call, what: str, corruption: str) -> None:
         result = call()
     except ImplementationRaised:
         return
-    fail(f"{what} accepted invalid boxes ({corruption}) instead of raising", "an error", result)
+    fail(
+        "input.accepted-invalid",
+        f"{what} accepted invalid boxes ({corruption}) instead of raising",
+        "an error",
+        result,
+    )
 
 
 @prop(
     "boxes.input.rejects-invalid",
     uses=("box_iou",),
     given=lambda _c: _invalid_boxes(),
-    schema={"boxes": "matrix", "corruption": "text"},
+    example=InvalidBoxes,
     examples=lambda _c: [
         {"boxes": np.array([[0.0, 0.0, np.nan, 1.0]]), "corruption": "nan"},
         {"boxes": np.array([[5.0, 0.0, 1.0, 1.0]]), "corruption": "inverted-x"},
@@ -748,7 +867,7 @@ def iou_rejects_invalid_boxes(impl, boxes, corruption):
     "boxes.input.rejects-invalid",
     uses=("nms",),
     given=lambda _c: _invalid_boxes(),
-    schema={"boxes": "matrix", "corruption": "text"},
+    example=InvalidBoxes,
     examples=lambda _c: [{"boxes": np.array([[0.0, 0.0, np.nan, 1.0]]), "corruption": "nan"}],
 )
 def nms_rejects_invalid_boxes(impl, boxes, corruption):

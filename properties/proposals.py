@@ -5,24 +5,30 @@ from __future__ import annotations
 import numpy as np
 from detspec.properties.checks import check_close, fail, tolerance
 from detspec.properties.exact import ThresholdOverlaps
-from detspec.properties.registry import prop
+from detspec.properties.registry import Example, Integer, Number, PairField, Rows4, Vector, family, prop
+from detspec.properties.registry import Labels as LabelsField
 from detspec.properties.strategies.boxes import IOU_THRESHOLDS, integer_boxes
 from detspec.reference import boxes as ref_boxes
 from detspec.reference import proposals as ref_proposals
 from hypothesis import strategies as st
 
-SCHEMA = {
-    "anchors": "rows4",
-    "logits": "vector",
-    "deltas": "rows4",
-    "levels": "labels",
-    "image_size": "pair",
-    "pre_nms_top_n": "integer",
-    "post_nms_top_n": "integer",
-    "nms_threshold": "number",
-    "min_size": "number",
-}
-ARGUMENTS = tuple(SCHEMA)
+
+@family
+class ProposalInputs(Example):
+    """One image: anchors grouped by FPN level, their logits and deltas, the pipeline's settings."""
+
+    anchors: Rows4
+    logits: Vector
+    deltas: Rows4
+    levels: LabelsField
+    image_size: PairField
+    pre_nms_top_n: Integer
+    post_nms_top_n: Integer
+    nms_threshold: Number
+    min_size: Number
+
+
+ARGUMENTS = tuple(ProposalInputs.KINDS)
 
 
 @st.composite
@@ -65,10 +71,17 @@ def proposal_inputs(draw, extreme: bool = False, distinct: bool = False):
 
 
 def _run(impl, example: dict) -> np.ndarray:
-    result = impl.generate_proposals(*(example[name] for name in ARGUMENTS))
-    if result.ndim != 2 or result.shape[1] != 5:
-        fail(f"generate_proposals returned shape {result.shape}, not (K, 5)", "(K, 5)", list(result.shape))
-    return result
+    """The implementation's proposals as (K, 5) rows x1, y1, x2, y2, score (this module's own
+    layout, the reference's too)."""
+    result = impl.generate_proposals(**{name: example[name] for name in ARGUMENTS})
+    if len(result.boxes) != len(result.scores):
+        fail(
+            "proposals.shape",
+            f"generate_proposals returned {len(result.boxes)} boxes and {len(result.scores)} scores",
+            len(result.boxes),
+            len(result.scores),
+        )
+    return np.concatenate([result.boxes, result.scores[:, None]], axis=1)
 
 
 def _candidates(impl, example: dict) -> list[np.ndarray]:
@@ -88,7 +101,12 @@ def _candidates(impl, example: dict) -> list[np.ndarray]:
     return found
 
 
-@prop("proposals.inside", uses=("generate_proposals",), given=lambda _c: proposal_inputs(), schema=SCHEMA)
+@prop(
+    "proposals.inside",
+    uses=("generate_proposals",),
+    given=lambda _c: proposal_inputs(),
+    example=ProposalInputs,
+)
 def proposals_are_finite_and_inside_the_image(impl, **example):
     """Every proposal is finite and lies inside the image."""
     proposals = _run(impl, example)
@@ -96,51 +114,78 @@ def proposals_are_finite_and_inside_the_image(impl, **example):
     offset = impl.conventions.width_offset
     boxes = proposals[:, :4]
     if not np.all(np.isfinite(boxes)):
-        fail("a proposal is not finite", "finite", proposals)
+        fail("proposals.non-finite", "a proposal is not finite", "finite", proposals)
     low_ok = (boxes[:, :2] >= 0).all() and (boxes[:, 2:] >= boxes[:, :2]).all()
     high_ok = (boxes[:, 2] <= width - offset).all() and (boxes[:, 3] <= height - offset).all()
     if not (low_ok and high_ok):
-        fail(f"a proposal leaves the image (H, W) = {example['image_size']}", "inside", proposals)
+        fail(
+            "proposals.outside-image",
+            f"a proposal leaves the image (H, W) = {example['image_size']}",
+            "inside",
+            proposals,
+        )
 
 
 @prop(
     "proposals.extreme",
     uses=("generate_proposals",),
     given=lambda _c: proposal_inputs(extreme=True),
-    schema=SCHEMA,
+    example=ProposalInputs,
 )
 def extreme_outputs_still_give_boxes_inside_the_image(impl, **example):
     """Huge or hugely negative dw, dh and infinite logits give finite proposals inside the image."""
     proposals_are_finite_and_inside_the_image.check(impl, **example)
 
 
-@prop("proposals.sorted", uses=("generate_proposals",), given=lambda _c: proposal_inputs(), schema=SCHEMA)
+@prop(
+    "proposals.sorted",
+    uses=("generate_proposals",),
+    given=lambda _c: proposal_inputs(),
+    example=ProposalInputs,
+)
 def at_most_post_n_proposals_sorted_by_score(impl, **example):
     """At most post_nms_top_n proposals, in order of non-increasing score."""
     proposals = _run(impl, example)
     if len(proposals) > example["post_nms_top_n"]:
         fail(
+            "proposals.too-many",
             f"{len(proposals)} proposals for post_nms_top_n = {example['post_nms_top_n']}",
             example["post_nms_top_n"],
             len(proposals),
         )
     if np.any(np.diff(proposals[:, 4]) > 0):
-        fail("proposals are not sorted by non-increasing score", "non-increasing", proposals[:, 4])
+        fail(
+            "proposals.unsorted",
+            "proposals are not sorted by non-increasing score",
+            "non-increasing",
+            proposals[:, 4],
+        )
 
 
-@prop("proposals.provenance", uses=("generate_proposals",), given=lambda _c: proposal_inputs(), schema=SCHEMA)
+@prop(
+    "proposals.provenance",
+    uses=("generate_proposals",),
+    given=lambda _c: proposal_inputs(),
+    example=ProposalInputs,
+)
 def every_proposal_is_a_decoded_clipped_anchor(impl, **example):
     """Every proposal is the decoded and clipped box of an input anchor, with that anchor's score."""
     for index, candidates in enumerate(_candidates(impl, example)):
         if not candidates.size:
             fail(
+                "proposals.unexplained",
                 f"proposal {index} is not the decoded, clipped box of any anchor with its score",
                 "an anchor's decoded box",
                 _run(impl, example)[index],
             )
 
 
-@prop("proposals.min-size", uses=("generate_proposals",), given=lambda _c: proposal_inputs(), schema=SCHEMA)
+@prop(
+    "proposals.min-size",
+    uses=("generate_proposals",),
+    given=lambda _c: proposal_inputs(),
+    example=ProposalInputs,
+)
 def proposals_satisfy_the_min_size(impl, **example):
     """Every proposal has both sides >= min_size (> for the strict bound)."""
     proposals = _run(impl, example)
@@ -150,6 +195,7 @@ def proposals_satisfy_the_min_size(impl, **example):
     bad = sides <= example["min_size"] if strict else sides < example["min_size"]
     if np.any(bad):
         fail(
+            "proposals.below-min-size",
             f"a proposal has a side of {float(sides[bad][0])} below min_size {example['min_size']}",
             example["min_size"],
             float(sides[bad][0]),
@@ -160,7 +206,7 @@ def proposals_satisfy_the_min_size(impl, **example):
     "proposals.nms",
     uses=("generate_proposals",),
     given=lambda _c: proposal_inputs(),
-    schema=SCHEMA,
+    example=ProposalInputs,
     examples=lambda _c: [
         {  # two identical anchors, no regression: NMS keeps one of the two identical proposals
             "anchors": np.array([[10.0, 10.0, 50.0, 50.0], [10.0, 10.0, 50.0, 50.0]]),
@@ -194,6 +240,7 @@ def proposals_of_a_level_do_not_overlap_above_threshold(impl, **example):
             )
             if same and overlaps.clearly_above(i, j):
                 fail(
+                    "proposals.kept-overlapping",
                     f"proposals {i} and {j} overlap with IoU {overlaps.approx[i, j]:.4f} above the "
                     f"NMS threshold {example['nms_threshold']}",
                     example["nms_threshold"],
@@ -207,13 +254,19 @@ def proposals_of_a_level_do_not_overlap_above_threshold(impl, **example):
     given=lambda _c: st.tuples(proposal_inputs(), st.integers(0, 12)).map(
         lambda t: {**t[0], "post_nms_top_n": min(t[0]["post_nms_top_n"], t[1])}
     ),
-    schema=SCHEMA,
+    example=ProposalInputs,
 )
 def smaller_post_n_is_a_prefix(impl, **example):
     """The proposals for a smaller post_nms_top_n are the first ones for a larger one."""
     small = _run(impl, example)
     large = _run(impl, {**example, "post_nms_top_n": example["post_nms_top_n"] + 5})
-    check_close(large[: len(small)], small, 0.0, "proposals for post_n vs the first post_n for post_n + 5")
+    check_close(
+        large[: len(small)],
+        small,
+        0.0,
+        "proposals for post_n vs the first post_n for post_n + 5",
+        "proposals.post-n-prefix",
+    )
 
 
 def _reference(impl, example: dict) -> np.ndarray:
@@ -231,7 +284,7 @@ def _reference(impl, example: dict) -> np.ndarray:
     "proposals.pipeline",
     uses=("generate_proposals",),
     given=lambda _c: proposal_inputs(distinct=True),
-    schema=SCHEMA,
+    example=ProposalInputs,
 )
 def proposals_follow_the_declared_pipeline(impl, **example):
     """With distinct scores, the proposals are exactly those of the declared pipeline (order of
@@ -252,11 +305,18 @@ def proposals_follow_the_declared_pipeline(impl, **example):
         return
     if actual.shape != expected.shape:
         fail(
+            "proposals.pipeline-count",
             f"{len(actual)} proposals, the declared pipeline gives {len(expected)}",
             expected[:, 4],
             actual[:, 4],
         )
-    check_close(actual, expected, 10 * band * (1 + np.abs(expected)), "proposals vs the declared pipeline")
+    check_close(
+        actual,
+        expected,
+        10 * band * (1 + np.abs(expected)),
+        "proposals vs the declared pipeline",
+        "proposals.pipeline",
+    )
 
 
 def paper_scale_example(seed: int = 0) -> dict:
@@ -283,7 +343,7 @@ def paper_scale_example(seed: int = 0) -> dict:
     "proposals.scale",
     uses=("generate_proposals",),
     given=lambda _c: st.just(0).map(paper_scale_example),
-    schema=SCHEMA,
+    example=ProposalInputs,
 )
 def paper_scale_proposals_keep_the_invariants(impl, **example):
     """At the paper's scale (20,646 anchors, 12,000 / 2,000): finite and inside the image, sorted,
@@ -295,5 +355,8 @@ def paper_scale_proposals_keep_the_invariants(impl, **example):
     count, expected = len(_run(impl, example)), len(_reference(impl, example))
     if abs(count - expected) > 0.01 * expected:
         fail(
-            f"{count} proposals at the paper's scale; the declared pipeline keeps {expected}", expected, count
+            "proposals.scale-count",
+            f"{count} proposals at the paper's scale; the declared pipeline keeps {expected}",
+            expected,
+            count,
         )

@@ -1,9 +1,10 @@
 """Properties of RoI-head training: sampling, regression targets, the Fast R-CNN loss
 (``spec/roi_head.md``).
 
-A sampled RoI is a row ``x1, y1, x2, y2, label, matched GT, 4 targets``. Foreground and
-background are decided in exact arithmetic on the exact inputs, with the declared tolerance band
-around each threshold (an IoU within the band of a threshold, but not on it, may fall on either
+Inside this module a sampled RoI is a row ``x1, y1, x2, y2, label, matched GT, 4 targets`` (the
+implementation returns a :class:`~detspec.properties.interface.RoiSample`; ``_sample`` packs it).
+Foreground and background are decided in exact arithmetic on the exact inputs, with the declared
+tolerance band around each threshold (an IoU within the band of a threshold, but not on it, may fall on either
 side).
 """
 
@@ -17,42 +18,59 @@ import numpy as np
 from detspec.properties.checks import check_close, check_equal, fail, tolerance
 from detspec.properties.exact import MARGIN, PairwiseIoU
 from detspec.properties.interface import OPERATIONS
-from detspec.properties.registry import prop
+from detspec.properties.registry import Example, Integer, Matrix, Number, Rows4, Weights, family, prop
+from detspec.properties.registry import Labels as LabelsField
 from detspec.properties.strategies.roi import fast_rcnn_loss_inputs, sampling_inputs
 from detspec.reference import roi_targets as ref_roi
 from detspec.reference.boxes import encode_boxes
 from hypothesis import strategies as st
 
-SAMPLE_SCHEMA = {
-    "proposals": "rows4",
-    "gt_boxes": "rows4",
-    "gt_labels": "labels",
-    "num_classes": "integer",
-    "batch_size": "integer",
-    "positive_fraction": "number",
-    "fg_threshold": "number",
-    "bg_high": "number",
-    "bg_low": "number",
-    "weights": "weights",
-    "seed": "integer",
-}
-LOSS_SCHEMA = {
-    "num_classes": "integer",
-    "class_logits": "matrix",
-    "box_regression": "matrix",
-    "labels": "labels",
-    "targets": "rows4",
-}
+
+@family
+class RoiSamplingInputs(Example):
+    """One image's proposals and GT boxes, and the sampler's settings."""
+
+    proposals: Rows4
+    gt_boxes: Rows4
+    gt_labels: LabelsField
+    num_classes: Integer
+    batch_size: Integer
+    positive_fraction: Number
+    fg_threshold: Number
+    bg_high: Number
+    bg_low: Number
+    weights: Weights
+    seed: Integer
+
+
+@family
+class HeadLossInputs(Example):
+    """Class logits (R, C + 1), class-specific boxes (R, 4 (C + 1)), labels and targets."""
+
+    num_classes: Integer
+    class_logits: Matrix
+    box_regression: Matrix
+    labels: LabelsField
+    targets: Rows4
+
+
 ARGUMENTS = OPERATIONS["sample_rois"].arguments
 
 
 def _sample(impl, example: dict) -> np.ndarray:
-    """Call ``sample_rois`` and check the row format: integer labels and matched GT indices."""
-    rows = impl.sample_rois(*(example[k] for k in ARGUMENTS))
-    labels, matched = rows[:, 4], rows[:, 5]
-    if np.any(labels != np.round(labels)) or np.any(matched != np.round(matched)):
-        fail("labels and matched GT indices must be integers", "integers", rows[:, 4:6])
-    return rows
+    """Call ``sample_rois``; its :class:`RoiSample` packed as this module's rows."""
+    sample = impl.sample_rois(**{k: example[k] for k in ARGUMENTS})
+    counts = {len(sample.boxes), len(sample.labels), len(sample.matched_gt), len(sample.targets)}
+    if len(counts) != 1:
+        fail(
+            "roi-sample.shape",
+            f"sample_rois returned fields of different lengths {sorted(counts)}",
+            "equal lengths",
+            sorted(counts),
+        )
+    count = len(sample.boxes)
+    columns = [(sample.boxes, 4), (sample.labels, 1), (sample.matched_gt, 1), (sample.targets, 4)]
+    return np.concatenate([np.asarray(c, dtype=np.float64).reshape(count, w) for c, w in columns], axis=1)
 
 
 def _background(impl, num_classes: int) -> int:
@@ -146,7 +164,7 @@ def _paper_example(c) -> list[dict]:
     "roi.sample.candidates",
     uses=("sample_rois",),
     given=_given(),
-    schema=SAMPLE_SCHEMA,
+    example=RoiSamplingInputs,
     examples=_paper_example,
 )
 def sampled_rois_are_candidates(impl, **example):
@@ -160,6 +178,7 @@ def sampled_rois_are_candidates(impl, **example):
     for box, count in taken.items():
         if count > candidates.get(box, 0):
             fail(
+                "roi-sample.repeated",
                 f"RoI {list(box)} sampled {count} times; it is {candidates.get(box, 0)} times among "
                 f"the candidates ({impl.conventions.roi_gt_candidates} GT boxes)",
                 candidates.get(box, 0),
@@ -168,7 +187,12 @@ def sampled_rois_are_candidates(impl, **example):
     if repeats:
         for r in rows.tolist():
             if r[4] == background and tuple(r[:4]) not in candidates:
-                fail(f"background RoI {r[:4]} is not a candidate", "a candidate", r[:4])
+                fail(
+                    "roi-sample.not-a-candidate",
+                    f"background RoI {r[:4]} is not a candidate",
+                    "a candidate",
+                    r[:4],
+                )
 
 
 def _check_labels(impl, rows, example) -> None:
@@ -185,6 +209,7 @@ def _check_labels(impl, rows, example) -> None:
         if kind not in kinds[i]:
             best = _best_iou(overlaps, i)[0]
             fail(
+                "roi-sample.label",
                 f"RoI {i} {row[:4].tolist()} (largest IoU {best:.6g}) sampled as "
                 f"{'foreground' if kind else 'background'}; {thresholds} allows "
                 f"{sorted(kinds[i])} (1 fg, 0 bg, -1 unused)",
@@ -195,10 +220,16 @@ def _check_labels(impl, rows, example) -> None:
             continue
         j = int(row[5])
         if not 0 <= j < len(gt_boxes):
-            fail(f"foreground RoI {i} is matched to GT index {j}", f"in [0, {len(gt_boxes)})", j)
+            fail(
+                "roi-sample.matched-gt-range",
+                f"foreground RoI {i} is matched to GT index {j}",
+                f"in [0, {len(gt_boxes)})",
+                j,
+            )
         best = overlaps.approx[i].max()
         if overlaps.approx[i, j] < best - band:
             fail(
+                "roi-sample.matched-gt-not-best",
                 f"foreground RoI {i} is matched to GT {j} (IoU {overlaps.approx[i, j]:.6g}); its "
                 f"best GT has IoU {best:.6g}",
                 float(best),
@@ -206,6 +237,7 @@ def _check_labels(impl, rows, example) -> None:
             )
         if int(row[4]) != int(gt_labels[j]):
             fail(
+                "roi-sample.class",
                 f"foreground RoI {i} matched to GT {j} has label {int(row[4])}, the GT's class is "
                 f"{int(gt_labels[j])}",
                 int(gt_labels[j]),
@@ -217,7 +249,7 @@ def _check_labels(impl, rows, example) -> None:
     "roi.sample.labels",
     uses=("sample_rois",),
     given=_given(min_gt=1),
-    schema=SAMPLE_SCHEMA,
+    example=RoiSamplingInputs,
     examples=_paper_example,
 )
 def sampled_rois_are_labelled_by_iou(impl, **example):
@@ -236,7 +268,7 @@ def _count_range(kinds: list[set[int]], kind: int) -> tuple[int, int]:
     "roi.sample.counts",
     uses=("sample_rois",),
     given=_given(min_gt=1),
-    schema=SAMPLE_SCHEMA,
+    example=RoiSamplingInputs,
     examples=_paper_example,
 )
 def sample_sizes_follow_the_budget_and_fill_policy(impl, **example):
@@ -256,6 +288,7 @@ def sample_sizes_follow_the_budget_and_fill_policy(impl, **example):
     bg_fewest, bg_most = _count_range(kinds, 0)
     if not min(fg_fewest, budget) <= got_fg <= min(fg_most, budget):
         fail(
+            "roi-sample.foreground-count",
             f"{got_fg} foreground RoIs from {fg_fewest} candidates with budget floor({batch} x "
             f"{example['positive_fraction']}) = {budget}",
             min(fg_fewest, budget),
@@ -268,6 +301,7 @@ def sample_sizes_follow_the_budget_and_fill_policy(impl, **example):
         wanted = (room if bg_fewest else 0, room if bg_most else 0)
     if not wanted[0] <= got_bg <= wanted[1]:
         fail(
+            "roi-sample.background-count",
             f"{got_bg} background RoIs from {bg_fewest} candidates with room for {room} "
             f"(fill policy {impl.conventions.roi_fill})",
             wanted[0],
@@ -279,7 +313,7 @@ def sample_sizes_follow_the_budget_and_fill_policy(impl, **example):
     "roi.sample.gt-added",
     uses=("sample_rois",),
     given=_given(_no_proposals),
-    schema=SAMPLE_SCHEMA,
+    example=RoiSamplingInputs,
 )
 def gt_boxes_are_sampled_as_their_own_foreground(impl, **example):
     """With no proposal at all: if the GT boxes are added, the foreground sample is the GT boxes
@@ -288,7 +322,12 @@ def gt_boxes_are_sampled_as_their_own_foreground(impl, **example):
     gt_boxes = example["gt_boxes"]
     if impl.conventions.roi_gt_candidates == "not-added":
         if len(rows):
-            fail(f"{len(rows)} RoIs sampled from no proposal without GT candidates", 0, len(rows))
+            fail(
+                "roi-sample.gt-not-added",
+                f"{len(rows)} RoIs sampled from no proposal without GT candidates",
+                0,
+                len(rows),
+            )
         return
     budget = int(np.floor(example["batch_size"] * example["positive_fraction"]))
     if budget < len(gt_boxes):
@@ -297,10 +336,10 @@ def gt_boxes_are_sampled_as_their_own_foreground(impl, **example):
     got = sorted(map(tuple, foreground[:, :4].tolist()))
     expected = sorted(map(tuple, gt_boxes.tolist()))
     if got != expected:
-        fail("the foreground RoIs are not the GT boxes", expected, got)
+        fail("roi-sample.gt-added", "the foreground RoIs are not the GT boxes", expected, got)
 
 
-@prop("roi.sample.no-gt", uses=("sample_rois",), given=_given(_no_gt), schema=SAMPLE_SCHEMA)
+@prop("roi.sample.no-gt", uses=("sample_rois",), given=_given(_no_gt), example=RoiSamplingInputs)
 def without_gt_every_roi_is_background(impl, **example):
     """With no GT box every RoI has IoU 0: no foreground; backgrounds only if ``bg_low = 0 <
     bg_high``, ``min(#proposals, B)`` of them (or ``B`` with ``repeat-negatives``). No proposal
@@ -308,7 +347,12 @@ def without_gt_every_roi_is_background(impl, **example):
     rows = _sample(impl, example)
     background = _background(impl, example["num_classes"])
     if np.any(rows[:, 4] != background):
-        fail("a foreground RoI without any GT box", "background only", rows[:, 4])
+        fail(
+            "roi-sample.no-gt-foreground",
+            "a foreground RoI without any GT box",
+            "background only",
+            rows[:, 4],
+        )
     available = len(example["proposals"]) if example["bg_low"] == 0 < example["bg_high"] else 0
     batch = example["batch_size"]
     expected = (
@@ -316,6 +360,7 @@ def without_gt_every_roi_is_background(impl, **example):
     )
     if len(rows) != expected:
         fail(
+            "roi-sample.no-gt-count",
             f"{len(rows)} background RoIs from {len(example['proposals'])} proposals and no GT "
             f"(batch {batch}, bg in [{example['bg_low']}, {example['bg_high']}))",
             expected,
@@ -327,13 +372,18 @@ def _sorted_rows(rows: np.ndarray) -> list:
     return sorted(map(tuple, rows.tolist()))
 
 
-@prop("roi.sample.seeded", uses=("sample_rois",), given=_given(), schema=SAMPLE_SCHEMA)
+@prop("roi.sample.seeded", uses=("sample_rois",), given=_given(), example=RoiSamplingInputs)
 def roi_sampling_is_reproducible(impl, **example):
     """The same seed gives the same sample (as a set of rows: the order is not specified)."""
     first = _sorted_rows(_sample(impl, example))
     second = _sorted_rows(_sample(impl, example))
     if first != second:
-        fail("two calls with the same seed gave different samples", first, second)
+        fail(
+            "roi-sample.not-reproducible",
+            "two calls with the same seed gave different samples",
+            first,
+            second,
+        )
 
 
 def _uniform_example():
@@ -355,7 +405,7 @@ def _uniform_example():
     given=lambda c: st.just(
         {**_uniform_example(), "gt_labels": np.array([1 if c.roi_background_label == "zero" else 0])}
     ),
-    schema=SAMPLE_SCHEMA,
+    example=RoiSamplingInputs,
 )
 def roi_sampling_is_uniform(impl, **example):
     """Over 500 seeds each foreground (background) candidate is drawn about ``M p`` times, p the
@@ -372,7 +422,9 @@ def roi_sampling_is_uniform(impl, **example):
         for row in rows.tolist():
             i = index.get(tuple(row[:4]))
             if i is None:
-                fail(f"RoI {row[:4]} is not a candidate", "a candidate", row[:4])
+                fail(
+                    "roi-sample.not-a-candidate", f"RoI {row[:4]} is not a candidate", "a candidate", row[:4]
+                )
             counts[i] += 1
     kinds = _allowed_kinds(
         impl, candidates, example["gt_boxes"], example["fg_threshold"], example["bg_high"], example["bg_low"]
@@ -385,6 +437,7 @@ def roi_sampling_is_uniform(impl, **example):
         worst = int(members[np.argmax(np.abs(counts[members] - expected))])
         if abs(counts[worst] - expected) > slack:
             fail(
+                "roi-sample.not-uniform",
                 f"{name} candidate {worst} {candidates[worst].tolist()} was drawn {int(counts[worst])} "
                 f"times in {draws} seeds; uniform sampling gives {expected:.1f} ± {slack:.1f} "
                 "(false-alarm rate < 1e-6)",
@@ -400,8 +453,13 @@ def roi_sampling_is_uniform(impl, **example):
         sampling_inputs(replace(c, roi_background_low="parameter")).filter(lambda e: e["bg_high"] > 0),
         st.integers(1, 16),
     ).map(lambda t: {**t[0], "bg_low": t[0]["bg_high"] * t[1] / 16}),
-    schema=SAMPLE_SCHEMA,
+    example=RoiSamplingInputs,
     examples=lambda c: [{**_paper_example(c)[0], "bg_low": 0.1}],
+    requires=lambda c: (
+        "the implementation declares no lower background IoU threshold (roi_background_low = zero-only)"
+        if c.roi_background_low == "zero-only"
+        else None
+    ),
 )
 def lower_background_threshold_is_honoured(impl, **example):
     """With ``bg_low > 0`` (the seed's [0.1, 0.5)), no RoI below ``bg_low`` is sampled as
@@ -413,7 +471,11 @@ def lower_background_threshold_is_honoured(impl, **example):
 
 
 @prop(
-    "roi.targets.encode", uses=("sample_rois",), given=_given(), schema=SAMPLE_SCHEMA, examples=_paper_example
+    "roi.targets.encode",
+    uses=("sample_rois",),
+    given=_given(),
+    example=RoiSamplingInputs,
+    examples=_paper_example,
 )
 def foreground_target_encodes_the_matched_gt(impl, **example):
     """A foreground RoI's target is encode(RoI, its matched GT) with the given weights."""
@@ -424,19 +486,24 @@ def foreground_target_encodes_the_matched_gt(impl, **example):
     fg = rows[foreground]
     matched = fg[:, 5].astype(np.int64)
     if np.any((matched < 0) | (matched >= len(example["gt_boxes"]))):
-        fail("a foreground RoI without a valid matched GT", "valid indices", matched)
+        fail(
+            "roi-targets.matched-gt-range",
+            "a foreground RoI without a valid matched GT",
+            "valid indices",
+            matched,
+        )
     expected = encode_boxes(
         fg[:, :4], example["gt_boxes"][matched], example["weights"], impl.conventions.box_width
     )
     tol = tolerance(impl.conventions.dtype) * (1 + np.abs(expected)) * 10
-    check_close(fg[:, 6:], expected, tol, "targets of foreground RoIs")
+    check_close(fg[:, 6:], expected, tol, "targets of foreground RoIs", "roi-targets.value")
 
 
 @prop(
     "roi.targets.stds",
     uses=("sample_rois",),
     given=lambda c: sampling_inputs(c).map(lambda e: {**e, "weights": (10.0, 10.0, 5.0, 5.0)}),
-    schema=SAMPLE_SCHEMA,
+    example=RoiSamplingInputs,
     examples=_paper_example,
 )
 def weights_are_inverse_standard_deviations(impl, **example):
@@ -444,18 +511,24 @@ def weights_are_inverse_standard_deviations(impl, **example):
     standard deviations (0.1, 0.1, 0.2, 0.2) with means 0 (same seed, same RoIs)."""
     weighted = _sample(impl, example)
     unit = _sample(impl, {**example, "weights": (1.0, 1.0, 1.0, 1.0)})
-    check_equal(unit[:, :6], weighted[:, :6], "RoIs sampled with the same seed")
+    check_equal(unit[:, :6], weighted[:, :6], "RoIs sampled with the same seed", "roi-targets.sample-changed")
     foreground = weighted[:, 4] != _background(impl, example["num_classes"])
     normalised = (unit[foreground, 6:] - 0.0) / np.array([0.1, 0.1, 0.2, 0.2])
     tol = tolerance(impl.conventions.dtype) * (1 + np.abs(normalised)) * 10
-    check_close(weighted[foreground, 6:], normalised, tol, "weighted targets vs (unit targets - 0) / stds")
+    check_close(
+        weighted[foreground, 6:],
+        normalised,
+        tol,
+        "weighted targets vs (unit targets - 0) / stds",
+        "roi-targets.weights",
+    )
 
 
 @prop(
     "roi.targets.finite",
     uses=("sample_rois",),
     given=lambda c: sampling_inputs(c, degenerate=True),
-    schema=SAMPLE_SCHEMA,
+    example=RoiSamplingInputs,
     examples=lambda c: [
         {**_paper_example(c)[0], "gt_boxes": np.zeros((0, 4)), "gt_labels": np.zeros(0, int)}
     ],
@@ -468,6 +541,7 @@ def every_sampled_value_is_finite(impl, **example):
     if bad.any():
         row, column = (int(v) for v in np.argwhere(bad)[0])
         fail(
+            "roi-targets.non-finite",
             f"RoI {row} {rows[row, :4].tolist()} (label {rows[row, 4]:g}) has a non-finite "
             f"{ref_roi.ROI_COLUMNS[column]} = {float(rows[row, column])!r}",
             "finite",
@@ -496,25 +570,31 @@ def _reference_head(impl, function, arguments) -> np.ndarray:
     return function(*arguments, c.roi_beta, c.roi_background_label)
 
 
-@prop("roi.loss.value", uses=("fast_rcnn_loss",), given=fast_rcnn_loss_inputs, schema=LOSS_SCHEMA)
+@prop("roi.loss.value", uses=("fast_rcnn_loss",), given=fast_rcnn_loss_inputs, example=HeadLossInputs)
 def fast_rcnn_loss_matches_formula(impl, **example):
     """Cross-entropy averaged over every sampled RoI (background included) and smooth L1 (the
     declared beta) over the GT-class columns of foreground RoIs, divided by the number of RoIs."""
     arguments = _loss_arguments(example)
-    actual = impl.fast_rcnn_loss(*arguments)
+    actual = np.array(impl.fast_rcnn_loss(*arguments))
     expected = _reference_head(impl, ref_roi.fast_rcnn_loss, arguments)
     tol = tolerance(impl.conventions.dtype) * (1 + np.abs(expected)) * 10
-    check_close(actual, expected, tol, "[classification, box]")
+    check_close(actual, expected, tol, "[classification, box]", "head-loss.value")
 
 
-@prop("roi.loss.gradient", uses=("fast_rcnn_loss_gradient",), given=fast_rcnn_loss_inputs, schema=LOSS_SCHEMA)
+@prop(
+    "roi.loss.gradient",
+    uses=("fast_rcnn_loss_gradient",),
+    given=fast_rcnn_loss_inputs,
+    example=HeadLossInputs,
+)
 def background_rois_and_other_classes_get_no_box_gradient(impl, **example):
     """d loss / d box output is exactly 0 for background RoIs and for every column of a class
     other than the RoI's GT class; every RoI, background included, gets a classification
     gradient; both equal the analytic gradient."""
     arguments = _loss_arguments(example)
     class_logits, _, labels, _ = arguments
-    gradient = impl.fast_rcnn_loss_gradient(*arguments)
+    parts = impl.fast_rcnn_loss_gradient(*arguments)
+    gradient = np.concatenate([parts.class_logits, parts.box_regression], axis=1)
     count, classes = class_logits.shape
     background = ref_roi.background_class(classes - 1, impl.conventions.roi_background_label)
     box = gradient[:, classes:].reshape(count, classes, 4)
@@ -522,19 +602,24 @@ def background_rois_and_other_classes_get_no_box_gradient(impl, **example):
     foreground = np.flatnonzero(labels != background)
     allowed[foreground, labels[foreground]] = True
     off = np.where(allowed[:, :, None], 0.0, box)
-    check_equal(off, np.zeros_like(off), "box gradient of background RoIs and non-GT classes")
+    check_equal(
+        off,
+        np.zeros_like(off),
+        "box gradient of background RoIs and non-GT classes",
+        "head-loss.gradient-off-target",
+    )
     expected = _reference_head(impl, ref_roi.fast_rcnn_loss_gradient, arguments)
     tol = tolerance(impl.conventions.dtype) * (1 + np.abs(expected)) * 10
-    check_close(gradient, expected, tol, "gradient")
+    check_close(gradient, expected, tol, "gradient", "head-loss.gradient")
 
 
 @prop(
     "roi.loss.empty",
     uses=("fast_rcnn_loss",),
     given=lambda c: fast_rcnn_loss_inputs(c, empty=True),
-    schema=LOSS_SCHEMA,
+    example=HeadLossInputs,
 )
 def fast_rcnn_loss_of_no_roi_is_zero(impl, **example):
     """With no RoI sampled, both terms are 0 -- not NaN."""
-    actual = impl.fast_rcnn_loss(*_loss_arguments(example))
-    check_equal(actual, np.zeros(2), "loss of an empty RoI batch")
+    actual = np.array(impl.fast_rcnn_loss(*_loss_arguments(example)))
+    check_equal(actual, np.zeros(2), "loss of an empty RoI batch", "head-loss.empty")

@@ -11,20 +11,74 @@ from fractions import Fraction
 
 import numpy as np
 from detspec.properties.checks import check_close, check_equal, fail, tolerance
-from detspec.properties.registry import prop
+from detspec.properties.registry import (
+    Example,
+    Integer,
+    Matrix,
+    Number,
+    PairField,
+    Plain,
+    Rows4,
+    family,
+    prop,
+)
 from detspec.properties.strategies.roi import STRIDES, bin_hazard_inputs, float32_bin_edges, pooling_inputs
 from detspec.reference import roi_pooling as ref_pool
 from hypothesis import strategies as st
 
-ALIGN_SCHEMA = {
-    "features": "matrix",
-    "rois": "rows4",
-    "output_size": "pair",
-    "spatial_scale": "number",
-    "sampling_ratio": "integer",
-    "aligned": "integer",
-}
-POOL_SCHEMA = {k: v for k, v in ALIGN_SCHEMA.items() if k not in ("sampling_ratio", "aligned")}
+
+@family
+class AlignInputs(Example):
+    """(C, H, W) features, (R, 4) image-coordinate RoIs and RoIAlign's settings (aligned 0/1)."""
+
+    features: Matrix
+    rois: Rows4
+    output_size: PairField
+    spatial_scale: Number
+    sampling_ratio: Integer
+    aligned: Integer
+
+
+@family
+class PermutedAlignInputs(Example):
+    features: Matrix
+    rois: Rows4
+    output_size: PairField
+    spatial_scale: Number
+    sampling_ratio: Integer
+    aligned: Integer
+    permutation_seed: Integer
+
+
+@family
+class PoolInputs(Example):
+    features: Matrix
+    rois: Rows4
+    output_size: PairField
+    spatial_scale: Number
+
+
+@family
+class JitteredPoolInputs(Example):
+    features: Matrix
+    rois: Rows4
+    output_size: PairField
+    spatial_scale: Number
+    jitter: Rows4
+
+
+@family
+class MultiscaleInputs(Example):
+    """Levels [k_min, k_max] (maps built per level by the property), RoIs and settings."""
+
+    levels: Plain
+    rois: Rows4
+    output_size: PairField
+    sampling_ratio: Integer
+    image_size: PairField
+
+
+POOL_FIELDS = tuple(PoolInputs.KINDS)
 
 
 def _align(impl, features, rois, output_size, spatial_scale, sampling_ratio, aligned):
@@ -32,8 +86,8 @@ def _align(impl, features, rois, output_size, spatial_scale, sampling_ratio, ali
     return impl.roi_align(features, rois, size, spatial_scale, int(sampling_ratio), bool(aligned))
 
 
-def _close(impl, actual, expected, what: str) -> None:
-    check_close(actual, expected, tolerance(impl.conventions.dtype) * (1 + np.abs(expected)) * 10, what)
+def _close(impl, actual, expected, what: str, code: str) -> None:
+    check_close(actual, expected, tolerance(impl.conventions.dtype) * (1 + np.abs(expected)) * 10, what, code)
 
 
 @prop(
@@ -42,7 +96,7 @@ def _close(impl, actual, expected, what: str) -> None:
     given=lambda _c: st.tuples(pooling_inputs(), st.integers(0, 2**16)).map(
         lambda t: {**t[0], "permutation_seed": t[1]}
     ),
-    schema={**ALIGN_SCHEMA, "permutation_seed": "integer"},
+    example=PermutedAlignInputs,
 )
 def each_roi_is_pooled_on_its_own(impl, permutation_seed, **example):
     """The output is ``(R, C, ph, pw)``, ``R = 0`` included, and row r depends on RoI r only:
@@ -50,12 +104,17 @@ def each_roi_is_pooled_on_its_own(impl, permutation_seed, **example):
     whole = _align(impl, **example)
     order = np.random.default_rng(permutation_seed).permutation(len(example["rois"]))
     reordered = _align(impl, **{**example, "rois": example["rois"][order]})
-    _close(impl, reordered, whole[order], "RoIAlign of reordered RoIs")
+    _close(impl, reordered, whole[order], "RoIAlign of reordered RoIs", "roi-align.rois-not-independent")
     empty = _align(impl, **{**example, "rois": np.zeros((0, 4))})
     channels = example["features"].shape[0]
     expected = (0, channels, int(example["output_size"][0]), int(example["output_size"][1]))
     if empty.shape != expected:
-        fail(f"RoIAlign of no RoI has shape {empty.shape}", list(expected), list(empty.shape))
+        fail(
+            "roi-align.empty-shape",
+            f"RoIAlign of no RoI has shape {empty.shape}",
+            list(expected),
+            list(empty.shape),
+        )
 
 
 @st.composite
@@ -98,7 +157,7 @@ def _affine_coefficients(features: np.ndarray) -> np.ndarray:
     return np.stack([features[:, 0, 1] - c, features[:, 1, 0] - c, c], axis=1)
 
 
-@prop("roi.align.affine", uses=("roi_align",), given=lambda _c: _affine_inputs(), schema=ALIGN_SCHEMA)
+@prop("roi.align.affine", uses=("roi_align",), given=lambda _c: _affine_inputs(), example=AlignInputs)
 def roi_align_is_exact_on_affine_maps(impl, **example):
     """On ``f(x, y) = a x + b y + c`` every bin equals f at the bin's centre (bilinear
     interpolation is exact on affine functions and the samples are symmetric about the centre),
@@ -114,7 +173,13 @@ def roi_align_is_exact_on_affine_maps(impl, **example):
         centre_y, centre_x = ys.mean(axis=1), xs.mean(axis=1)
         for channel, (a, b, c) in enumerate(coefficients):
             expected[r, channel] = a * centre_x[None, :] + b * centre_y[:, None] + c
-    _close(impl, actual, expected, "RoIAlign of an affine map vs its value at the bin centres")
+    _close(
+        impl,
+        actual,
+        expected,
+        "RoIAlign of an affine map vs its value at the bin centres",
+        "roi-align.affine",
+    )
 
 
 @prop(
@@ -129,7 +194,7 @@ def roi_align_is_exact_on_affine_maps(impl, **example):
             "aligned": 1,
         }
     ),
-    schema=ALIGN_SCHEMA,
+    example=AlignInputs,
 )
 def aligned_is_a_half_cell_shift(impl, **example):
     """``aligned=True`` on a RoI equals ``aligned=False`` on the RoI moved by -0.5 cell
@@ -137,7 +202,13 @@ def aligned_is_a_half_cell_shift(impl, **example):
     aligned = _align(impl, **example)
     shifted = example["rois"] - 0.5 / example["spatial_scale"]
     unaligned = _align(impl, **{**example, "rois": shifted, "aligned": 0})
-    _close(impl, aligned, unaligned, "aligned=True vs aligned=False half a cell up and left")
+    _close(
+        impl,
+        aligned,
+        unaligned,
+        "aligned=True vs aligned=False half a cell up and left",
+        "roi-align.half-pixel",
+    )
 
 
 def _in_range_fraction(points: np.ndarray, size: int, margin: float) -> np.ndarray:
@@ -153,7 +224,7 @@ def _in_range_fraction(points: np.ndarray, size: int, margin: float) -> np.ndarr
     given=lambda _c: pooling_inputs().map(
         lambda e: {**e, "features": np.broadcast_to(e["features"][:, :1, :1], e["features"].shape).copy()}
     ),
-    schema=ALIGN_SCHEMA,
+    example=AlignInputs,
 )
 def samples_off_the_map_read_zero(impl, **example):
     """On a constant map v, a bin is v times the fraction of its samples within one cell of the
@@ -178,6 +249,7 @@ def samples_off_the_map_read_zero(impl, **example):
         if bad.any():
             index = tuple(int(i) for i in np.argwhere(bad)[0])
             fail(
+                "roi-align.outside",
                 f"RoI {r} {roi.tolist()} bin {list(index)} pooled {float(actual[r][index])!r} from a "
                 f"constant map {float(features[index[0], 0, 0])!r}; the samples in range give "
                 f"[{float(low[index])!r}, {float(high[index])!r}]",
@@ -192,14 +264,14 @@ def _pool(impl, features, rois, output_size, spatial_scale):
 
 
 def _pool_example(e: dict) -> dict:
-    return {k: e[k] for k in POOL_SCHEMA}
+    return {k: e[k] for k in POOL_FIELDS}
 
 
 @prop(
     "roi.pool.value",
     uses=("roi_pool",),
     given=lambda _c: st.one_of(pooling_inputs().map(_pool_example), bin_hazard_inputs()),
-    schema=POOL_SCHEMA,
+    example=PoolInputs,
     examples=lambda _c: [
         {
             "features": np.arange(16.0).reshape(1, 4, 4),
@@ -219,12 +291,13 @@ def roi_pool_is_max_over_quantised_bins(impl, **example):
         return
     if np.array_equal(actual, ref_pool.roi_pool(**example, bin_edges=float32_bin_edges)):
         fail(
+            "roi-pool.float32-bin-edges",
             "RoI max pooling: the bins follow float32 bin edges (ceil((p + 1) * fl(L / n)) ends a "
             "bin one cell past the exact edge), not the exact integer edges",
             expected,
             actual,
         )
-    check_equal(actual, expected, "RoI max pooling")
+    check_equal(actual, expected, "RoI max pooling", "roi-pool.value")
 
 
 @prop(
@@ -233,7 +306,7 @@ def roi_pool_is_max_over_quantised_bins(impl, **example):
     given=lambda _c: st.tuples(
         pooling_inputs().map(_pool_example), st.lists(st.integers(-7, 7), min_size=40, max_size=40)
     ).map(lambda t: {**t[0], "jitter": np.asarray(t[1][: 4 * len(t[0]["rois"])], float).reshape(-1, 4) / 16}),
-    schema={**POOL_SCHEMA, "jitter": "rows4"},
+    example=JitteredPoolInputs,
 )
 def roi_pool_sees_only_quantised_corners(impl, jitter, **example):
     """Moving the corners anywhere within their rounding cell (``round(x · scale)`` unchanged)
@@ -244,7 +317,9 @@ def roi_pool_sees_only_quantised_corners(impl, jitter, **example):
     moved[:, 2:] = np.maximum(moved[:, 2:], moved[:, :2])  # keep x2 >= x1 (same cell: same rounding)
     before = _pool(impl, **example)
     after = _pool(impl, **{**example, "rois": moved})
-    check_equal(after, before, f"RoI pooling after moving the corners to {moved.tolist()}")
+    check_equal(
+        after, before, f"RoI pooling after moving the corners to {moved.tolist()}", "roi-pool.sub-cell"
+    )
 
 
 # --- FPN levels -------------------------------------------------------------------------------
@@ -301,13 +376,7 @@ def _allowed_levels(roi: np.ndarray, k_min: int, k_max: int, band: float) -> set
     "roi.multiscale.level",
     uses=("multiscale_roi_align",),
     given=lambda _c: _multiscale_inputs(),
-    schema={
-        "levels": "json",
-        "rois": "rows4",
-        "output_size": "pair",
-        "sampling_ratio": "integer",
-        "image_size": "pair",
-    },
+    example=MultiscaleInputs,
 )
 def rois_are_pooled_from_their_fpn_level(impl, levels, rois, output_size, sampling_ratio, image_size):
     """Each RoI is pooled from level ``floor(4 + log2(sqrt(w h) / 224))`` clamped to the levels
@@ -325,6 +394,7 @@ def rois_are_pooled_from_their_fpn_level(impl, levels, rois, output_size, sampli
         if not used <= {float(k) for k in allowed}:
             side = float(np.sqrt((roi[2] - roi[0]) * (roi[3] - roi[1])))
             fail(
+                "multiscale.level",
                 f"RoI {r} {roi.tolist()} (sqrt(w h) = {side:.6g}) was pooled from level(s) "
                 f"{sorted(used)}; FPN eq. (1) gives {sorted(allowed)}",
                 sorted(allowed),

@@ -12,31 +12,57 @@ from fractions import Fraction
 import numpy as np
 from detspec.properties.checks import check_close, check_equal, fail, tolerance
 from detspec.properties.exact import MARGIN, PairwiseIoU
-from detspec.properties.registry import prop
+from detspec.properties.registry import Example, Integer, Number, PairField, Rows4, Vector, family, prop
+from detspec.properties.registry import Labels as LabelsField
 from detspec.properties.strategies.rpn import label_vectors, loss_inputs, matching_inputs
 from detspec.reference import rpn_targets as ref_rpn
 from hypothesis import strategies as st
 
-MATCH_SCHEMA = {
-    "anchors": "rows4",
-    "gt_boxes": "rows4",
-    "image_size": "pair",
-    "high": "number",
-    "low": "number",
-}
-SAMPLE_SCHEMA = {
-    "labels": "labels",
-    "batch_size": "integer",
-    "positive_fraction": "number",
-    "seed": "integer",
-}
-LOSS_SCHEMA = {
-    "logits": "vector",
-    "deltas": "rows4",
-    "sampled": "labels",
-    "targets": "rows4",
-    "anchor_locations": "integer",
-}
+
+@family
+class MatchingInputs(Example):
+    anchors: Rows4
+    gt_boxes: Rows4
+    image_size: PairField
+    high: Number
+    low: Number
+
+
+@family
+class PermutedMatchingInputs(Example):
+    anchors: Rows4
+    gt_boxes: Rows4
+    image_size: PairField
+    high: Number
+    low: Number
+    permutation_seed: Integer
+
+
+@family
+class MovedMatchingInputs(Example):
+    anchors: Rows4
+    gt_boxes: Rows4
+    image_size: PairField
+    high: Number
+    low: Number
+    shift: PairField
+
+
+@family
+class SamplingInputs(Example):
+    labels: LabelsField
+    batch_size: Integer
+    positive_fraction: Number
+    seed: Integer
+
+
+@family
+class RpnLossInputs(Example):
+    logits: Vector
+    deltas: Rows4
+    sampled: LabelsField
+    targets: Rows4
+    anchor_locations: Integer
 
 
 def _given_matching(zero_iou_gt=False, min_gt=1):
@@ -115,7 +141,7 @@ def _acceptable_labels(impl, anchors, gt_boxes, image_size, high, low) -> list[s
     "rpn.match.labels",
     uses=("match_anchors",),
     given=_given_matching(),
-    schema=MATCH_SCHEMA,
+    example=MatchingInputs,
     examples=lambda _c: [
         {
             "anchors": np.array([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 20.0], [50.0, 0, 60, 10]]),
@@ -128,11 +154,12 @@ def _acceptable_labels(impl, anchors, gt_boxes, image_size, high, low) -> list[s
 )
 def anchors_are_labelled_by_iou_and_best_anchor_rule(impl, anchors, gt_boxes, image_size, high, low):
     """1 if max IoU >= high or best anchor (ties included) of a GT; 0 below low; -1 between."""
-    labels = impl.match_anchors(anchors, gt_boxes, image_size, high, low)[:, 0]
+    labels = impl.match_anchors(anchors, gt_boxes, image_size, high, low).labels
     accepted = _acceptable_labels(impl, anchors, gt_boxes, image_size, high, low)
     for i, (label, allowed) in enumerate(zip(labels, accepted, strict=True)):
         if int(label) not in allowed:
             fail(
+                "match.label",
                 f"anchor {i} {anchors[i].tolist()} labelled {int(label)}, the spec allows "
                 f"{sorted(allowed)} (thresholds low={low}, high={high})",
                 sorted(allowed),
@@ -144,7 +171,7 @@ def anchors_are_labelled_by_iou_and_best_anchor_rule(impl, anchors, gt_boxes, im
     "rpn.match.zero-iou",
     uses=("match_anchors",),
     given=_given_matching(zero_iou_gt=True),
-    schema=MATCH_SCHEMA,
+    example=MatchingInputs,
     examples=lambda _c: [
         {
             "anchors": np.array([[0.0, 0, 10, 10], [20.0, 20, 30, 30], [40.0, 40, 50, 50]]),
@@ -158,9 +185,10 @@ def anchors_are_labelled_by_iou_and_best_anchor_rule(impl, anchors, gt_boxes, im
 def gt_overlapping_no_anchor_makes_nothing_positive(impl, anchors, gt_boxes, image_size, high, low):
     """A GT box with IoU 0 with every anchor (far away, or of zero area) labels no anchor positive
     (unless ``high = 0``, where IoU 0 already reaches the positive threshold)."""
-    labels = impl.match_anchors(anchors, gt_boxes, image_size, high, low)[:, 0]
+    labels = impl.match_anchors(anchors, gt_boxes, image_size, high, low).labels
     if high > 0 and np.any(labels == 1):
         fail(
+            "match.zero-iou-positive",
             f"anchors {np.flatnonzero(labels == 1).tolist()} are positive although no GT box "
             "overlaps any anchor",
             "no positive anchor",
@@ -168,19 +196,25 @@ def gt_overlapping_no_anchor_makes_nothing_positive(impl, anchors, gt_boxes, ima
         )
 
 
-@prop("rpn.match.matched-gt", uses=("match_anchors",), given=_given_matching(), schema=MATCH_SCHEMA)
+@prop("rpn.match.matched-gt", uses=("match_anchors",), given=_given_matching(), example=MatchingInputs)
 def positive_anchor_is_matched_to_its_best_gt(impl, anchors, gt_boxes, image_size, high, low):
     """A positive anchor's matched GT attains that anchor's largest IoU (any of tied GTs)."""
     result = impl.match_anchors(anchors, gt_boxes, image_size, high, low)
     overlaps = PairwiseIoU(anchors, gt_boxes, impl.conventions.width_offset)
     band = tolerance(impl.conventions.dtype)
-    for i in np.flatnonzero(result[:, 0] == 1):
-        j = int(result[i, 1])
+    for i in np.flatnonzero(result.labels == 1):
+        j = int(result.matched_gt[i])
         if not 0 <= j < len(gt_boxes):
-            fail(f"positive anchor {i} is matched to GT index {j}", f"in [0, {len(gt_boxes)})", j)
+            fail(
+                "match.matched-gt-range",
+                f"positive anchor {i} is matched to GT index {j}",
+                f"in [0, {len(gt_boxes)})",
+                j,
+            )
         best = overlaps.approx[i].max()
         if overlaps.approx[i, j] < best - band:
             fail(
+                "match.matched-gt-not-best",
                 f"positive anchor {i} is matched to GT {j} (IoU {overlaps.approx[i, j]:.4f}) but "
                 f"its best GT has IoU {best:.4f}",
                 float(best),
@@ -194,20 +228,20 @@ def positive_anchor_is_matched_to_its_best_gt(impl, anchors, gt_boxes, image_siz
     given=lambda c: matching_inputs(False, 1, c.width_offset).map(
         lambda e: {**e, "gt_boxes": np.zeros((0, 4))}
     ),
-    schema=MATCH_SCHEMA,
+    example=MatchingInputs,
 )
 def no_gt_means_every_anchor_is_negative(impl, anchors, gt_boxes, image_size, high, low):
     """Without GT boxes every (considered) anchor is negative, and nothing is raised."""
-    labels = impl.match_anchors(anchors, gt_boxes, image_size, high, low)[:, 0]
+    labels = impl.match_anchors(anchors, gt_boxes, image_size, high, low).labels
     expected = np.where(_considered(impl, anchors, image_size), 0, -1)
-    check_equal(labels, expected, "labels with no GT box")
+    check_equal(labels, expected, "labels with no GT box", "match.empty-gt")
 
 
-@prop("rpn.match.every-gt", uses=("match_anchors",), given=_given_matching(), schema=MATCH_SCHEMA)
+@prop("rpn.match.every-gt", uses=("match_anchors",), given=_given_matching(), example=MatchingInputs)
 def every_overlapping_gt_has_a_positive_anchor(impl, anchors, gt_boxes, image_size, high, low):
     """Before sampling, every GT overlapping some (considered) anchor has a positive anchor among
     those of highest IoU with it."""
-    labels = impl.match_anchors(anchors, gt_boxes, image_size, high, low)[:, 0]
+    labels = impl.match_anchors(anchors, gt_boxes, image_size, high, low).labels
     considered = _considered(impl, anchors, image_size)
     overlaps = PairwiseIoU(anchors, gt_boxes, impl.conventions.width_offset)
     band = tolerance(impl.conventions.dtype)
@@ -218,6 +252,7 @@ def every_overlapping_gt_has_a_positive_anchor(impl, anchors, gt_boxes, image_si
             continue
         if not np.any((labels == 1) & (column >= best - band)):
             fail(
+                "match.gt-without-positive",
                 f"GT {j} {gt_boxes[j].tolist()} (best IoU {best:.4f}) has no positive anchor",
                 "a positive anchor",
                 labels.tolist(),
@@ -234,14 +269,14 @@ def _permutation(draw_seed: int, size: int) -> np.ndarray:
     given=lambda c: st.tuples(matching_inputs(False, 1, c.width_offset), st.integers(0, 2**16)).map(
         lambda t: {**t[0], "permutation_seed": t[1]}
     ),
-    schema={**MATCH_SCHEMA, "permutation_seed": "integer"},
+    example=PermutedMatchingInputs,
 )
 def labels_do_not_depend_on_gt_order(impl, anchors, gt_boxes, image_size, high, low, permutation_seed):
     """Listing the GT boxes in another order changes no label."""
     order = _permutation(permutation_seed, len(gt_boxes))
-    before = impl.match_anchors(anchors, gt_boxes, image_size, high, low)[:, 0]
-    after = impl.match_anchors(anchors, gt_boxes[order], image_size, high, low)[:, 0]
-    check_equal(after, before, f"labels after reordering the GT boxes as {order.tolist()}")
+    before = impl.match_anchors(anchors, gt_boxes, image_size, high, low).labels
+    after = impl.match_anchors(anchors, gt_boxes[order], image_size, high, low).labels
+    check_equal(after, before, f"labels after reordering the GT boxes as {order.tolist()}", "match.gt-order")
 
 
 @prop(
@@ -250,16 +285,16 @@ def labels_do_not_depend_on_gt_order(impl, anchors, gt_boxes, image_size, high, 
     given=lambda c: st.tuples(matching_inputs(False, 1, c.width_offset), st.integers(0, 2**16)).map(
         lambda t: {**t[0], "permutation_seed": t[1]}
     ),
-    schema={**MATCH_SCHEMA, "permutation_seed": "integer"},
+    example=PermutedMatchingInputs,
 )
 def labels_follow_the_anchors_when_reordered(
     impl, anchors, gt_boxes, image_size, high, low, permutation_seed
 ):
     """Reordering the anchors reorders their labels the same way."""
     order = _permutation(permutation_seed, len(anchors))
-    before = impl.match_anchors(anchors, gt_boxes, image_size, high, low)[:, 0]
-    after = impl.match_anchors(anchors[order], gt_boxes, image_size, high, low)[:, 0]
-    check_equal(after, before[order], "labels of reordered anchors")
+    before = impl.match_anchors(anchors, gt_boxes, image_size, high, low).labels
+    after = impl.match_anchors(anchors[order], gt_boxes, image_size, high, low).labels
+    check_equal(after, before[order], "labels of reordered anchors", "match.anchor-order")
 
 
 @prop(
@@ -271,33 +306,38 @@ def labels_follow_the_anchors_when_reordered(
         st.integers(-8, 8),
         st.sampled_from([4, 8, 16, 32]),
     ).map(lambda t: {**t[0], "shift": (float(t[1] * t[3]), float(t[2] * t[3]))}),
-    schema={**MATCH_SCHEMA, "shift": "pair"},
+    example=MovedMatchingInputs,
     applies=lambda c: None if c.rpn_border == "keep" else "the border policy is not translation-invariant",
 )
 def labels_are_translation_invariant(impl, anchors, gt_boxes, image_size, high, low, shift):
     """Moving anchors and GT boxes together by a multiple of the stride changes no label."""
     move = np.array([shift[0], shift[1], shift[0], shift[1]])
-    before = impl.match_anchors(anchors, gt_boxes, image_size, high, low)[:, 0]
-    after = impl.match_anchors(anchors + move, gt_boxes + move, image_size, high, low)[:, 0]
-    check_equal(after, before, f"labels after moving everything by {shift}")
+    before = impl.match_anchors(anchors, gt_boxes, image_size, high, low).labels
+    after = impl.match_anchors(anchors + move, gt_boxes + move, image_size, high, low).labels
+    check_equal(after, before, f"labels after moving everything by {shift}", "match.translation")
 
 
-@prop("rpn.match.border", uses=("match_anchors",), given=_given_matching(), schema=MATCH_SCHEMA)
+@prop("rpn.match.border", uses=("match_anchors",), given=_given_matching(), example=MatchingInputs)
 def border_anchors_follow_the_declared_policy(impl, anchors, gt_boxes, image_size, high, low):
     """``ignore``: anchors not wholly inside the image are -1 and play no part; ``keep``: they are
     labelled as if the image were unbounded."""
-    labels = impl.match_anchors(anchors, gt_boxes, image_size, high, low)[:, 0]
+    labels = impl.match_anchors(anchors, gt_boxes, image_size, high, low).labels
     inside = ref_rpn.inside_image(anchors, image_size, impl.conventions.box_width)
     if impl.conventions.rpn_border == "ignore":
-        check_equal(labels[~inside], -np.ones(int((~inside).sum())), "labels of border anchors")
-        alone = impl.match_anchors(anchors[inside], gt_boxes, image_size, high, low)[:, 0]
-        check_equal(labels[inside], alone, "labels of inside anchors vs without the border ones")
+        check_equal(
+            labels[~inside], -np.ones(int((~inside).sum())), "labels of border anchors", "match.border"
+        )
+        alone = impl.match_anchors(anchors[inside], gt_boxes, image_size, high, low).labels
+        check_equal(
+            labels[inside], alone, "labels of inside anchors vs without the border ones", "match.border"
+        )
     else:
         unbounded = (1e6, 1e6)
         check_equal(
             labels,
-            impl.match_anchors(anchors, gt_boxes, unbounded, high, low)[:, 0],
+            impl.match_anchors(anchors, gt_boxes, unbounded, high, low).labels,
             "labels vs the same anchors in an unbounded image",
+            "match.border",
         )
 
 
@@ -305,18 +345,24 @@ def border_anchors_follow_the_declared_policy(impl, anchors, gt_boxes, image_siz
     "rpn.targets",
     uses=("match_anchors", "rpn_regression_targets"),
     given=_given_matching(),
-    schema=MATCH_SCHEMA,
+    example=MatchingInputs,
 )
 def regression_target_encodes_the_matched_gt(impl, anchors, gt_boxes, image_size, high, low):
     """The regression target of a positive anchor is encode(anchor, its matched GT)."""
     result = impl.match_anchors(anchors, gt_boxes, image_size, high, low)
     targets = impl.rpn_regression_targets(anchors, gt_boxes, image_size, high, low)
-    positive = result[:, 0] == 1
+    positive = result.labels == 1
     expected = ref_rpn.regression_targets(
-        anchors, gt_boxes, np.where(positive, result[:, 1], -1), impl.conventions.box_width
+        anchors, gt_boxes, np.where(positive, result.matched_gt, -1), impl.conventions.box_width
     )
     tol = tolerance(impl.conventions.dtype) * (1 + np.abs(expected))
-    check_close(targets[positive], expected[positive], tol[positive], "targets of positive anchors")
+    check_close(
+        targets[positive],
+        expected[positive],
+        tol[positive],
+        "targets of positive anchors",
+        "rpn-targets.value",
+    )
 
 
 # --- sampling ---------------------------------------------------------------------------------
@@ -325,7 +371,7 @@ def regression_target_encodes_the_matched_gt(impl, anchors, gt_boxes, image_size
 def _sample(impl, labels, batch_size, positive_fraction, seed):
     sampled = impl.sample_balanced(labels, batch_size, positive_fraction, seed)
     if not np.all(np.isin(sampled, (1, 0, -1))):
-        fail("sample_balanced returned values other than 1, 0, -1", "1, 0, -1", sampled)
+        fail("sample.values", "sample_balanced returned values other than 1, 0, -1", "1, 0, -1", sampled)
     return sampled
 
 
@@ -333,7 +379,7 @@ def _sample(impl, labels, batch_size, positive_fraction, seed):
     "rpn.sample.counts",
     uses=("sample_balanced",),
     given=lambda _c: label_vectors(),
-    schema=SAMPLE_SCHEMA,
+    example=SamplingInputs,
     examples=lambda _c: [
         {"labels": np.array([1] * 10 + [0] * 1000), "batch_size": 256, "positive_fraction": 0.5, "seed": 0},
         {"labels": np.array([1] * 500 + [0] * 20), "batch_size": 256, "positive_fraction": 0.5, "seed": 0},
@@ -347,6 +393,7 @@ def sample_sizes_follow_the_budget(impl, labels, batch_size, positive_fraction, 
     got = [int(np.sum(sampled == 1)), int(np.sum(sampled == 0))]
     if got != [want_pos, want_neg]:
         fail(
+            "sample.counts",
             f"sampled {got[0]} positives and {got[1]} negatives from {int(np.sum(labels == 1))} "
             f"and {int(np.sum(labels == 0))} with batch {batch_size}, fraction {positive_fraction}",
             [want_pos, want_neg],
@@ -354,13 +401,16 @@ def sample_sizes_follow_the_budget(impl, labels, batch_size, positive_fraction, 
         )
 
 
-@prop("rpn.sample.subset", uses=("sample_balanced",), given=lambda _c: label_vectors(), schema=SAMPLE_SCHEMA)
+@prop(
+    "rpn.sample.subset", uses=("sample_balanced",), given=lambda _c: label_vectors(), example=SamplingInputs
+)
 def sampled_anchors_keep_their_labels(impl, labels, batch_size, positive_fraction, seed):
     """Sampled positives were labelled 1, sampled negatives 0; ignored anchors are never sampled."""
     sampled = _sample(impl, labels, batch_size, positive_fraction, seed)
     wrong = np.flatnonzero((sampled >= 0) & (sampled != labels))
     if wrong.size:
         fail(
+            "sample.relabelled",
             f"anchor {int(wrong[0])} labelled {int(labels[wrong[0]])} was sampled as "
             f"{int(sampled[wrong[0]])}",
             int(labels[wrong[0]]),
@@ -372,14 +422,19 @@ def sampled_anchors_keep_their_labels(impl, labels, batch_size, positive_fractio
     "rpn.sample.seeded",
     uses=("sample_balanced",),
     given=lambda _c: label_vectors().filter(lambda e: e["batch_size"] > 0),
-    schema=SAMPLE_SCHEMA,
+    example=SamplingInputs,
 )
 def sampling_is_reproducible_and_varies_with_the_seed(impl, labels, batch_size, positive_fraction, seed):
     """The same seed gives the same sample; 20 seeds give more than one sample whenever the
     budget leaves a choice (the chance that a uniform sampler repeats itself 20 times is at most
     2**-19)."""
     first = _sample(impl, labels, batch_size, positive_fraction, seed)
-    check_equal(_sample(impl, labels, batch_size, positive_fraction, seed), first, "same seed")
+    check_equal(
+        _sample(impl, labels, batch_size, positive_fraction, seed),
+        first,
+        "same seed",
+        "sample.not-reproducible",
+    )
     counts = [int(np.sum(labels == 1)), int(np.sum(labels == 0))]
     taken = [int(np.sum(first == 1)), int(np.sum(first == 0))]
     if all(t in (0, c) for t, c in zip(taken, counts, strict=True)):
@@ -388,7 +443,12 @@ def sampling_is_reproducible_and_varies_with_the_seed(impl, labels, batch_size, 
         tuple(_sample(impl, labels, batch_size, positive_fraction, seed + k).tolist()) for k in range(20)
     }
     if len(samples) == 1:
-        fail("20 different seeds gave the same sample", "different samples", next(iter(samples)))
+        fail(
+            "sample.ignores-seed",
+            "20 different seeds gave the same sample",
+            "different samples",
+            next(iter(samples)),
+        )
 
 
 @prop(
@@ -402,7 +462,7 @@ def sampling_is_reproducible_and_varies_with_the_seed(impl, labels, batch_size, 
             "seed": 0,
         }
     ),
-    schema=SAMPLE_SCHEMA,
+    example=SamplingInputs,
 )
 def sampling_is_uniform_over_eligible_anchors(impl, labels, batch_size, positive_fraction, seed):
     """Over 1000 seeds every eligible anchor is drawn about equally often. Each anchor's count is
@@ -422,6 +482,7 @@ def sampling_is_uniform_over_eligible_anchors(impl, labels, batch_size, positive
         worst = int(members[np.argmax(np.abs(counts[members] - mean))])
         if abs(counts[worst] - mean) > slack:
             fail(
+                "sample.not-uniform",
                 f"anchor {worst} (label {label}) was sampled {int(counts[worst])} times in {draws}; "
                 f"a uniform sampler gives {mean:.1f} ± {slack:.1f} (false-alarm rate < 1e-6)",
                 float(mean),
@@ -437,17 +498,18 @@ def _reference_loss(impl, logits, deltas, sampled, targets, anchor_locations):
     return ref_rpn.rpn_loss(logits, deltas, sampled, targets, c.beta, c.rpn_loss_normaliser, anchor_locations)
 
 
-@prop("rpn.loss.value", uses=("rpn_loss",), given=lambda _c: loss_inputs(), schema=LOSS_SCHEMA)
+@prop("rpn.loss.value", uses=("rpn_loss",), given=lambda _c: loss_inputs(), example=RpnLossInputs)
 def rpn_loss_matches_formula(impl, logits, deltas, sampled, targets, anchor_locations):
     """BCE over the sampled anchors plus smooth L1 (declared beta) over sampled positives, each
     with the declared normalisation."""
-    actual = impl.rpn_loss(logits, deltas, sampled, targets, anchor_locations)
+    actual = np.array(impl.rpn_loss(logits, deltas, sampled, targets, anchor_locations))
     expected = _reference_loss(impl, logits, deltas, sampled, targets, anchor_locations)
     check_close(
         actual,
         expected,
         tolerance(impl.conventions.dtype) * (1 + np.abs(expected)) * 10,
         "[classification, regression] loss",
+        "rpn-loss.value",
     )
 
 
@@ -455,36 +517,46 @@ def rpn_loss_matches_formula(impl, logits, deltas, sampled, targets, anchor_loca
     "rpn.loss.empty-sample",
     uses=("rpn_loss",),
     given=lambda _c: loss_inputs(empty_sample=True),
-    schema=LOSS_SCHEMA,
+    example=RpnLossInputs,
 )
 def rpn_loss_of_an_empty_sample_is_zero(impl, logits, deltas, sampled, targets, anchor_locations):
     """With no anchor sampled (every anchor ignored), both terms are 0 -- not NaN."""
-    actual = impl.rpn_loss(logits, deltas, sampled, targets, anchor_locations)
-    check_equal(actual, np.zeros(2), "loss of an empty sample")
+    actual = np.array(impl.rpn_loss(logits, deltas, sampled, targets, anchor_locations))
+    check_equal(actual, np.zeros(2), "loss of an empty sample", "rpn-loss.empty-sample")
 
 
-@prop("rpn.loss.sampled-only", uses=("rpn_loss",), given=lambda _c: loss_inputs(), schema=LOSS_SCHEMA)
+@prop("rpn.loss.sampled-only", uses=("rpn_loss",), given=lambda _c: loss_inputs(), example=RpnLossInputs)
 def rpn_loss_ignores_unsampled_outputs(impl, logits, deltas, sampled, targets, anchor_locations):
     """Changing the logits of unsampled anchors, or the deltas of anchors that are not sampled
     positives, changes neither term."""
-    before = impl.rpn_loss(logits, deltas, sampled, targets, anchor_locations)
+    before = np.array(impl.rpn_loss(logits, deltas, sampled, targets, anchor_locations))
     noisy_logits = np.where(sampled >= 0, logits, logits + 3.0)
     noisy_deltas = np.where((sampled == 1)[:, None], deltas, -deltas - 1.0)
-    after = impl.rpn_loss(noisy_logits, noisy_deltas, sampled, targets, anchor_locations)
-    check_equal(after, before, "loss after changing outputs that are not sampled")
+    after = np.array(impl.rpn_loss(noisy_logits, noisy_deltas, sampled, targets, anchor_locations))
+    check_equal(
+        after, before, "loss after changing outputs that are not sampled", "rpn-loss.unsampled-outputs"
+    )
 
 
-@prop("rpn.loss.gradient", uses=("rpn_loss_gradient",), given=lambda _c: loss_inputs(), schema=LOSS_SCHEMA)
+@prop("rpn.loss.gradient", uses=("rpn_loss_gradient",), given=lambda _c: loss_inputs(), example=RpnLossInputs)
 def rpn_loss_gradient_vanishes_off_the_sample(impl, logits, deltas, sampled, targets, anchor_locations):
     """d loss / d output is exactly 0 for unsampled anchors (logit) and for every anchor that is
     not a sampled positive (deltas), and equals the analytic gradient elsewhere."""
-    gradient = impl.rpn_loss_gradient(logits, deltas, sampled, targets, anchor_locations)
+    parts = impl.rpn_loss_gradient(logits, deltas, sampled, targets, anchor_locations)
+    gradient = np.concatenate([parts.logits[:, None], parts.deltas], axis=1)
     zero = np.zeros_like(gradient, dtype=bool)
     zero[sampled < 0, 0] = True
     zero[sampled != 1, 1:] = True
-    check_equal(np.where(zero, gradient, 0.0), np.zeros_like(gradient), "gradient off the sample")
+    check_equal(
+        np.where(zero, gradient, 0.0),
+        np.zeros_like(gradient),
+        "gradient off the sample",
+        "rpn-loss.gradient-off-sample",
+    )
     c = impl.conventions
     expected = ref_rpn.rpn_loss_gradient(
         logits, deltas, sampled, targets, c.beta, c.rpn_loss_normaliser, anchor_locations
     )
-    check_close(gradient, expected, tolerance(c.dtype) * (1 + np.abs(expected)) * 10, "gradient")
+    check_close(
+        gradient, expected, tolerance(c.dtype) * (1 + np.abs(expected)) * 10, "gradient", "rpn-loss.gradient"
+    )

@@ -24,37 +24,37 @@ def _run_conformance(*args: str, timeout: float = 300) -> subprocess.CompletedPr
 
 
 def test_unknown_impl_stops_with_a_one_line_error():
-    result = _run_conformance("--impl", "no_such_package.adapter:make")
+    result = _run_conformance("--detspec-impl", "no_such_package.adapter:make")
     assert result.returncode == 4, result.stdout + result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
     assert errors == [
-        "ERROR: --impl 'no_such_package.adapter:make': cannot import module "
+        "ERROR: --detspec-impl 'no_such_package.adapter:make': cannot import module "
         "'no_such_package.adapter' (ModuleNotFoundError: No module named 'no_such_package')"
     ]
 
 
 def test_torchvision_with_broken_box_ops_fails_the_run():
     result = _run_conformance(
-        "--impl",
+        "--detspec-impl",
         "tests.adapters_for_tests:broken_torchvision",
-        "--expectations",
+        "--detspec-expectations",
         "conformance/expectations/torchvision.toml",
         "-k",
         "iou_matches_formula or nms_keeps_score_order",
     )
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "FAIL torchvision [boxes.iou.formula]" in result.stdout
-    assert "FAIL torchvision [boxes.nms.sorted]" in result.stdout
+    assert "FAIL broken-torchvision [boxes.iou.formula]" in result.stdout
+    assert "FAIL broken-torchvision [boxes.nms.sorted]" in result.stdout
     assert "minimal input:" in result.stdout
 
 
 def test_report_files_describe_every_clause(tmp_path):
     # The properties asserted on below, the figures and the expectations check: enough to check
-    # the report's structure end to end (every other clause is listed as unchecked).
+    # the report's structure end to end (every other clause is listed as not run).
     result = _run_conformance(
-        "--impl",
+        "--detspec-impl",
         "torchvision",
-        "--report-dir",
+        "--detspec-report-dir",
         str(tmp_path),
         "-k",
         "zero-union or at-threshold or figures or consistent",
@@ -69,8 +69,10 @@ def test_report_files_describe_every_clause(tmp_path):
     assert statuses["boxes.iou.zero-union"] == "deviates"
     assert statuses["boxes.nms.at-threshold"] == "pass"
     deviating = next(c for c in report["clauses"] if c["id"] == "boxes.iou.zero-union")
-    assert deviating["minimal_input"] and deviating["reason"] and "actual" in deviating
-    assert all(c["status"] in {"pass", "deviates", "skip", "not-provided"} for c in report["clauses"])
+    assert deviating["reason"] and deviating["code"] == "result.nan"
+    (outcome,) = deviating["properties"]
+    assert outcome["minimal_input"] and "actual" in outcome
+    assert {c["status"] for c in report["clauses"]} <= {"pass", "deviates", "not-run", "untested"}
     page = (tmp_path / "torchvision.html").read_text()
     assert page.count("<tr style='background") == len(report["clauses"])
     assert page.count("data:image/png;base64") == 8  # the Fourier figure: 2 rows of 4 images
@@ -79,8 +81,13 @@ def test_report_files_describe_every_clause(tmp_path):
 
 def test_adapter_failing_while_a_figure_is_drawn_does_not_fail_the_run(tmp_path):
     result = _run_conformance(
-        "--impl", "tests.adapters_for_tests:anchors_raise", "-k", "figures", "--report-dir", str(tmp_path)
+        "--detspec-impl",
+        "tests.adapters_for_tests:anchors_raise",
+        "-k",
+        "figures",
+        "--detspec-report-dir",
+        str(tmp_path),
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    figures = json.loads((tmp_path / "reference.json").read_text())["figures"]
+    figures = json.loads((tmp_path / "anchorsraise.json").read_text())["figures"]
     assert any("not drawn: ImplementationRaised" in f["caption"] for f in figures)

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from detspec.properties.interface import Conventions
+import numpy as np
+from detspec.properties.interface import (
+    Conventions,
+    HeadLossGradient,
+    LossTerms,
+    MatchResult,
+    Proposals,
+    RoiSample,
+    RpnLossGradient,
+    SupportInterval,
+)
 from detspec.reference import anchors as ref_anchors
 from detspec.reference import boxes as ref
 from detspec.reference import fourier as ref_fourier
@@ -57,7 +67,7 @@ class ReferenceAdapter:
         c = self.conventions
         return ref_anchors.multilevel_anchors(
             feature_sizes,
-            strides,
+            [_one_stride(s) for s in strides],
             sizes,
             ratios,
             offset=c.anchor_offset,
@@ -67,7 +77,10 @@ class ReferenceAdapter:
         )
 
     def receptive_field_support(self, layers, input_size, cells):
-        return ref_rf.dependency_support(layers, input_size, cells)
+        support = np.asarray(ref_rf.dependency_support(layers, input_size, cells), dtype=np.int64).reshape(
+            -1, 2
+        )
+        return SupportInterval(support[:, 0], support[:, 1])
 
     def generate_proposals(
         self,
@@ -82,7 +95,7 @@ class ReferenceAdapter:
         min_size,
     ):
         c = self.conventions
-        return ref_proposals.generate_proposals(
+        rows = ref_proposals.generate_proposals(
             anchors,
             logits,
             deltas,
@@ -97,9 +110,17 @@ class ReferenceAdapter:
             c.min_size_bound,
             self._width,
         )
+        return Proposals(rows[:, :4], rows[:, 4])
 
     def fft2(self, image):
-        return ref_fourier.fft2(image)
+        parts = ref_fourier.fft2(image)
+        return parts[..., 0] + 1j * parts[..., 1]
+
+    def amplitude_spectrum(self, image):
+        return np.abs(self.fft2(image))
+
+    def phase_spectrum(self, image):
+        return np.angle(ref_fourier.unit_phase(self.fft2(image)))
 
     def phase_only(self, image):
         return ref_fourier.phase_only(image)
@@ -111,28 +132,32 @@ class ReferenceAdapter:
         return ref_fourier.hybrid(phase_donor, amplitude_donor)
 
     def match_anchors(self, anchors, gt_boxes, image_size, high, low):
-        return ref_rpn.match_anchors(
+        packed = ref_rpn.match_anchors(
             anchors, gt_boxes, image_size, high, low, self.conventions.rpn_border, self._width
         )
+        return MatchResult(packed[:, 0].astype(np.int64), packed[:, 1].astype(np.int64))
 
     def rpn_regression_targets(self, anchors, gt_boxes, image_size, high, low):
-        matched = self.match_anchors(anchors, gt_boxes, image_size, high, low)[:, 1]
+        matched = self.match_anchors(anchors, gt_boxes, image_size, high, low).matched_gt
         return ref_rpn.regression_targets(anchors, gt_boxes, matched, self._width)
 
     def sample_balanced(self, labels, batch_size, positive_fraction, seed):
-        return ref_rpn.sample_balanced(labels, batch_size, positive_fraction, seed)
+        return ref_rpn.sample_balanced(labels, batch_size, positive_fraction, seed).astype(np.int64)
 
     def rpn_loss(self, logits, deltas, sampled, targets, anchor_locations):
         c = self.conventions
-        return ref_rpn.rpn_loss(
-            logits, deltas, sampled, targets, c.beta, c.rpn_loss_normaliser, anchor_locations
+        return LossTerms(
+            *ref_rpn.rpn_loss(
+                logits, deltas, sampled, targets, c.beta, c.rpn_loss_normaliser, anchor_locations
+            )
         )
 
     def rpn_loss_gradient(self, logits, deltas, sampled, targets, anchor_locations):
         c = self.conventions
-        return ref_rpn.rpn_loss_gradient(
+        gradient = ref_rpn.rpn_loss_gradient(
             logits, deltas, sampled, targets, c.beta, c.rpn_loss_normaliser, anchor_locations
         )
+        return RpnLossGradient(gradient[:, 0], gradient[:, 1:])
 
     def sample_rois(
         self,
@@ -149,7 +174,7 @@ class ReferenceAdapter:
         seed,
     ):
         c = self.conventions
-        return ref_roi.sample_rois(
+        rows = ref_roi.sample_rois(
             proposals,
             gt_boxes,
             gt_labels,
@@ -166,18 +191,23 @@ class ReferenceAdapter:
             c.roi_background_label,
             self._width,
         )
+        return RoiSample(rows[:, :4], rows[:, 4].astype(np.int64), rows[:, 5].astype(np.int64), rows[:, 6:])
 
     def fast_rcnn_loss(self, class_logits, box_regression, labels, targets):
         c = self.conventions
-        return ref_roi.fast_rcnn_loss(
-            class_logits, box_regression, labels, targets, c.roi_beta, c.roi_background_label
+        return LossTerms(
+            *ref_roi.fast_rcnn_loss(
+                class_logits, box_regression, labels, targets, c.roi_beta, c.roi_background_label
+            )
         )
 
     def fast_rcnn_loss_gradient(self, class_logits, box_regression, labels, targets):
         c = self.conventions
-        return ref_roi.fast_rcnn_loss_gradient(
+        gradient = ref_roi.fast_rcnn_loss_gradient(
             class_logits, box_regression, labels, targets, c.roi_beta, c.roi_background_label
         )
+        classes = np.shape(class_logits)[1]
+        return HeadLossGradient(gradient[:, :classes], gradient[:, classes:])
 
     def roi_align(self, features, rois, output_size, spatial_scale, sampling_ratio, aligned):
         return ref_pool.roi_align(
@@ -189,6 +219,16 @@ class ReferenceAdapter:
 
     def multiscale_roi_align(self, features, rois, output_size, sampling_ratio, image_size):
         return ref_pool.multiscale_roi_align(features, rois, output_size, int(sampling_ratio), image_size)
+
+
+def _one_stride(stride) -> float:
+    """The reference takes one stride per level; per-axis strides must agree (for now)."""
+    if isinstance(stride, list | tuple):
+        along_y, along_x = (float(v) for v in stride)
+        if along_y != along_x:
+            raise ValueError(f"strides: per-axis strides {stride} differ; the reference needs equal ones")
+        return along_x
+    return float(stride)
 
 
 def reference() -> ReferenceAdapter:

@@ -11,7 +11,16 @@ import functools
 import numpy as np
 import torch
 import torchvision
-from detspec.properties.interface import Conventions
+from detspec.properties.interface import (
+    Conventions,
+    HeadLossGradient,
+    LossTerms,
+    MatchResult,
+    Proposals,
+    RoiSample,
+    RpnLossGradient,
+    SupportInterval,
+)
 from detspec.reference.fourier import ZERO_FRACTION
 from torch import nn
 from torchvision.models.detection import _utils as det_utils
@@ -42,9 +51,13 @@ class TorchvisionAdapter:
         roi_smooth_l1_beta="1/9",
     )
 
+    #: the expectations file is one for every device; its entries may carry `when = {device = ...}`
+    expectations_name = "torchvision"
+
     def __init__(self, dtype: torch.dtype = torch.float32, device: str = "cpu") -> None:
         self.dtype = dtype
         self.device = torch.device(device)
+        self.facts = {"device": self.device.type}
         if self.device.type != "cpu":
             self.name = f"torchvision-{self.device.type}"
         where = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "CPU"
@@ -107,7 +120,9 @@ class TorchvisionAdapter:
         )
         generator.cell_anchors = [a.to(self.dtype).to(self.device) for a in generator.cell_anchors]
         grid_sizes = [[int(h), int(w)] for h, w in feature_sizes]
-        level_strides = [[torch.tensor(int(s)), torch.tensor(int(s))] for s in strides]
+        level_strides = [
+            [torch.tensor(int(along_y)), torch.tensor(int(along_x))] for along_y, along_x in strides
+        ]
         levels = generator.grid_anchors(grid_sizes, level_strides)
         return torch.cat(levels).detach().cpu().numpy() if levels else np.zeros((0, 4))
 
@@ -126,7 +141,7 @@ class TorchvisionAdapter:
         if len(gt_t):
             matches = rpn.proposal_matcher(rpn.box_similarity(gt_t, anchors_t))
             matched = torch.where(labels == 1, matches.to(labels.dtype), matched)
-        return torch.stack([labels, matched], dim=1).detach().cpu().numpy()
+        return MatchResult(labels.to(torch.int64).cpu().numpy(), matched.to(torch.int64).cpu().numpy())
 
     def rpn_regression_targets(self, anchors, gt_boxes, image_size, high, low):
         rpn, anchors_t, _, _, matched_boxes = self._assign(anchors, gt_boxes, high, low)
@@ -143,7 +158,7 @@ class TorchvisionAdapter:
         marks = torch.full_like(labels_t, -1)
         marks[positive.bool()] = 1
         marks[negative.bool()] = 0
-        return marks.detach().cpu().numpy()
+        return marks.detach().cpu().numpy().astype(np.int64)
 
     def _loss(self, logits, deltas, sampled, targets, requires_grad=False):
         """``compute_loss`` with a pass-through sampler (batch = N, fraction 1: it takes every
@@ -158,14 +173,14 @@ class TorchvisionAdapter:
 
     def rpn_loss(self, logits, deltas, sampled, targets, anchor_locations):
         _, _, cls, reg = self._loss(logits, deltas, sampled, targets)
-        return np.array([cls.item(), reg.item()])
+        return LossTerms(cls.item(), reg.item())
 
     def rpn_loss_gradient(self, logits, deltas, sampled, targets, anchor_locations):
         objectness, pred, cls, reg = self._loss(logits, deltas, sampled, targets, True)
         d_logits, d_deltas = torch.autograd.grad(cls + reg, [objectness, pred], allow_unused=True)
         d_logits = torch.zeros_like(objectness) if d_logits is None else d_logits
         d_deltas = torch.zeros_like(pred) if d_deltas is None else d_deltas
-        return torch.cat([d_logits[:, None], d_deltas], dim=1).detach().cpu().numpy()
+        return RpnLossGradient(d_logits.detach().cpu().numpy(), d_deltas.detach().cpu().numpy())
 
     def generate_proposals(
         self,
@@ -204,7 +219,7 @@ class TorchvisionAdapter:
             [(int(height), int(width))],
             [n for n in per_level if n] or [0],
         )
-        return torch.cat([boxes, scores[:, None]], dim=1).detach().cpu().numpy()
+        return Proposals(boxes.detach().cpu().numpy(), scores.detach().cpu().numpy())
 
     def sample_rois(
         self,
@@ -252,8 +267,9 @@ class TorchvisionAdapter:
                 [self._tensor(proposals).reshape(-1, 4)], [target]
             )
         matched = torch.where(labels > 0, matched, -1)  # torchvision clamps background to GT 0
-        columns = [rois, labels[:, None].to(self.dtype), matched[:, None].to(self.dtype), targets]
-        return torch.cat(columns, dim=1).detach().cpu().numpy()
+        return RoiSample(
+            *(t.detach().cpu().numpy() for t in (rois, labels.to(torch.int64), matched, targets))
+        )
 
     def _head_loss(self, class_logits, box_regression, labels, targets, requires_grad=False):
         logits = self._tensor(class_logits).requires_grad_(requires_grad)
@@ -264,14 +280,14 @@ class TorchvisionAdapter:
 
     def fast_rcnn_loss(self, class_logits, box_regression, labels, targets):
         _, _, cls, box = self._head_loss(class_logits, box_regression, labels, targets)
-        return np.array([cls.item(), box.item()])
+        return LossTerms(cls.item(), box.item())
 
     def fast_rcnn_loss_gradient(self, class_logits, box_regression, labels, targets):
         logits, boxes, cls, box = self._head_loss(class_logits, box_regression, labels, targets, True)
         d_logits, d_boxes = torch.autograd.grad(cls + box, [logits, boxes], allow_unused=True)
         d_logits = torch.zeros_like(logits) if d_logits is None else d_logits
         d_boxes = torch.zeros_like(boxes) if d_boxes is None else d_boxes
-        return torch.cat([d_logits, d_boxes], dim=1).detach().cpu().numpy()
+        return HeadLossGradient(d_logits.detach().cpu().numpy(), d_boxes.detach().cpu().numpy())
 
     def roi_align(self, features, rois, output_size, spatial_scale, sampling_ratio, aligned):
         pooled = torchvision.ops.roi_align(
@@ -317,7 +333,13 @@ class TorchvisionAdapter:
         return torch.where(kept, spectrum / torch.where(kept, magnitude, 1.0), 0.0)
 
     def fft2(self, image):
-        return torch.view_as_real(self._spectrum(image)).detach().cpu().numpy()
+        return self._spectrum(image).detach().cpu().numpy()
+
+    def amplitude_spectrum(self, image):
+        return self._spectrum(image).abs().detach().cpu().numpy()
+
+    def phase_spectrum(self, image):
+        return torch.angle(self._unit_phase(self._spectrum(image))).detach().cpu().numpy()
 
     def phase_only(self, image):
         return torch.fft.ifft2(self._unit_phase(self._spectrum(image))).real.detach().cpu().numpy()
@@ -331,13 +353,18 @@ class TorchvisionAdapter:
 
     def receptive_field_support(self, layers, input_size, cells):
         model = nn.Sequential(*(_unit_layer(*layer) for layer in layers))
-        return _gradient_support(model, 1, int(input_size), cells)
+        return _as_interval(_gradient_support(model, 1, int(input_size), cells))
 
     def backbone_layers(self, name):
         return [layer for _, layer in _backbone_layers(_backbone(name))]
 
     def backbone_receptive_field_support(self, name, input_size, cells):
-        return _backbone_support(name, int(input_size), tuple(int(c) for c in cells))
+        return _as_interval(_backbone_support(name, int(input_size), tuple(int(c) for c in cells)))
+
+
+def _as_interval(supports: np.ndarray) -> SupportInterval:
+    rows = np.asarray(supports, dtype=np.int64).reshape(-1, 2)
+    return SupportInterval(rows[:, 0], rows[:, 1])
 
 
 def rpn_with_thresholds(high: float, low: float) -> RegionProposalNetwork:

@@ -1,0 +1,123 @@
+"""Deviant models: what a documented deviation does, written as code.
+
+An expectations entry (``conformance/expectations/<impl>.toml``) names the failure codes of its
+deviation and a **model**: a function, kept in ``conformance/deviations/<impl>.py`` (or any module
+the file names), that says what the deviant behaviour returns. A failing example is set aside as
+"the documented deviation" only when its failure has one of the entry's codes *and* every call the
+property made to the model's operation agrees with the model; anything else fails the clause as
+beyond the documented deviation. So an entry excuses exactly its own root cause.
+
+Two forms:
+
+* :func:`deviant_output` — for deterministic operations: ``model(**arguments)`` returns the
+  output the deviant implementation gives for those arguments (everywhere, not only where it is
+  wrong); the recorded output must equal it (NaN equals NaN; float results within the declared
+  precision's tolerance, relative to the magnitude).
+* :func:`deviant_check` — for random operations (samplers), whose output cannot be recomputed:
+  ``model(output, **arguments)`` returns ``None`` when the output is one the deviant behaviour
+  can give, or a one-line reason why it is not.
+
+Either form may take ``applies=predicate(**arguments)``: the calls on which the deviation can show
+at all. At least one call must satisfy it, and only those calls are checked against the model
+(the others must then be correct, which the property itself checks).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from detspec.conformance.guard import Call
+from detspec.properties.checks import tolerance
+
+
+@dataclass(frozen=True)
+class DeviantModel:
+    name: str
+    operation: str
+    model: Callable[..., Any]
+    form: str  # "output" or "check"
+    applies: Callable[..., bool] | None = None
+    doc: str = ""
+
+    def explain(self, calls: list[Call], dtype: str) -> str | None:
+        """``None`` when the recorded calls agree with this model; otherwise why they do not."""
+        relevant = [c for c in calls if c.operation == self.operation]
+        if not relevant:
+            return f"the property made no call to {self.operation}, which the deviant model describes"
+        if self.applies is not None:
+            relevant = [c for c in relevant if self.applies(**c.arguments)]
+            if not relevant:
+                return f"no call to {self.operation} is one the documented deviation applies to ({self.name})"
+        for number, call in enumerate(relevant, start=1):
+            if call.error is not None:
+                return f"call {number} to {self.operation} failed ({call.error}); the model gives an output"
+            if self.form == "check":
+                reason = self.model(call.result, **call.arguments)
+                if reason:
+                    return f"call {number} to {self.operation}: {reason}"
+                continue
+            expected = self.model(**call.arguments)
+            reason = _difference(call.result, expected, tolerance(dtype))
+            if reason:
+                return f"call {number} to {self.operation} does not return what {self.name} gives: {reason}"
+        return None
+
+
+def deviant_output(operation: str, *, applies: Callable[..., bool] | None = None):
+    """Declare ``model(**arguments) -> output`` as the deviant behaviour of ``operation``."""
+
+    def declare(model: Callable[..., Any]) -> DeviantModel:
+        return DeviantModel(
+            model.__name__, operation, model, "output", applies, (model.__doc__ or "").strip()
+        )
+
+    return declare
+
+
+def deviant_check(operation: str, *, applies: Callable[..., bool] | None = None):
+    """Declare ``model(output, **arguments) -> None | reason`` as the deviant behaviour."""
+
+    def declare(model: Callable[..., Any]) -> DeviantModel:
+        return DeviantModel(model.__name__, operation, model, "check", applies, (model.__doc__ or "").strip())
+
+    return declare
+
+
+def _difference(actual: Any, expected: Any, tol: float) -> str | None:
+    """Where two results (arrays, numbers or named tuples of them) differ, or ``None``."""
+    if isinstance(expected, tuple) and hasattr(expected, "_fields"):
+        for name in expected._fields:
+            reason = _difference(getattr(actual, name, None), getattr(expected, name), tol)
+            if reason:
+                return f"{name}: {reason}"
+        return None
+    got = np.asarray(actual)
+    want = np.asarray(expected)
+    if got.shape != want.shape:
+        return f"shape {got.shape}, the model's {want.shape}"
+    if want.dtype.kind in "iub":
+        bad = got != want
+    else:
+        got, want = got.astype(np.complex128), want.astype(np.complex128)
+        both_nan = np.isnan(got) & np.isnan(want)
+        with np.errstate(invalid="ignore"):
+            close = np.abs(got - want) <= tol * (1 + np.abs(want))
+        bad = ~(close | both_nan | (got == want))
+    if np.any(bad):
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        return f"at {list(index)} it is {got[index]!r}, the model's {want[index]!r}"
+    return None
+
+
+def models_in(module: ModuleType) -> dict[str, DeviantModel]:
+    return {name: value for name, value in vars(module).items() if isinstance(value, DeviantModel)}
+
+
+def load_models(module_name: str) -> dict[str, DeviantModel]:
+    """The deviant models a module defines, by name (raises ``ImportError`` if it cannot load)."""
+    return models_in(importlib.import_module(module_name))
