@@ -1,5 +1,6 @@
 # Two entry points (see README): `make report` (the main job) and `make test`.
-# Both bootstrap .venv with pip by themselves; re-running is a no-op once it is up to date.
+# Both bootstrap .venv with pip by themselves, every implementation's optional dependencies
+# included (.[all]); re-running is a no-op once it is up to date.
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
@@ -11,7 +12,7 @@ IMPL ?= torchvision
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,torchvision]'
+	$(PY) -m pip install --quiet -e '.[dev,all]'
 	touch $(STAMP)
 
 report: $(STAMP)

@@ -20,6 +20,23 @@ BUILTIN = {
     "reference-legacy": "detspec.conformance.adapters.reference_adapter:reference_legacy",
     "torchvision": "detspec.conformance.adapters.torchvision_adapter:torchvision_float32",
     "torchvision-cuda": "detspec.conformance.adapters.torchvision_adapter:torchvision_cuda",
+    "mmdetection": "detspec.conformance.adapters.mmdetection_adapter:mmdetection",
+    "onnxruntime": "detspec.conformance.adapters.onnxruntime_adapter:onnx_operators",
+    "onnxruntime-torchvision": "detspec.conformance.adapters.onnxruntime_adapter:exported_torchvision",
+    "openvino": "detspec.conformance.adapters.openvino_adapter:openvino",
+    "openvino-legacy": "detspec.conformance.adapters.openvino_adapter:openvino_legacy",
+}
+#: The optional extra (pyproject.toml) each built-in needs.
+EXTRAS = {
+    "reference": "",
+    "reference-legacy": "",
+    "torchvision": "torchvision",
+    "torchvision-cuda": "torchvision",
+    "mmdetection": "mmdetection",
+    "onnxruntime": "onnxruntime",
+    "onnxruntime-torchvision": "onnxruntime",
+    "openvino": "openvino",
+    "openvino-legacy": "openvino",
 }
 #: Built-ins that may run in the suite's own process (pure NumPy, this project's code).
 IN_PROCESS = frozenset({"reference", "reference-legacy"})
