@@ -102,7 +102,8 @@ class InProcessCaller:
         label = f"{self.name}.{operation}"
         if operation in self._hung:
             raise ImplementationHung(
-                f"{label} did not return within {timeout_s:g} s on an earlier call; not called again"
+                f"{label} did not return within {timeout_s:g} s on an earlier call; not called again",
+                again=True,
             )
         outcome: dict[str, Any] = {}
         function = getattr(self.adapter, operation)

@@ -166,7 +166,9 @@ def run_property(
                 if deviation is not None and explained_by(deviation, error, recording, dtype) is None:
                     counts["set_aside"] += 1
                     return
-                last_failure.update(example=example, error=error)
+                # keep the last input that really hung or crashed, not one it was not called on
+                if not getattr(error, "again", False) or not last_failure:
+                    last_failure.update(example=example, error=error)
                 raise
             except BaseException as error:
                 last_failure.update(example=example, error=error)

@@ -25,8 +25,9 @@ from detspec.properties.interface import ImplementationCrashed, ImplementationHu
 
 #: Seconds a worker may take to import its adapter (torch, a runtime) and answer.
 STARTUP_TIMEOUT_S = 300.0
-#: A call that crashes the worker this many times is not made again (each crash costs a restart).
-CRASH_BUDGET = 25
+#: An operation that crashes the worker this many times is not called again (each crash costs a
+#: restart; the report keeps the last input that really crashed it).
+CRASH_BUDGET = 3
 LOG_TAIL_CHARS = 600
 
 
@@ -163,11 +164,12 @@ class WorkerCaller:
         label = f"{self.name}.{operation}"
         if operation in self._hung:
             raise ImplementationHung(
-                f"{label} did not return within {timeout_s:g} s on an earlier call; not called again"
+                f"{label} did not return within {timeout_s:g} s on an earlier call; not called again",
+                again=True,
             )
         if self._crashes.get(operation, 0) >= CRASH_BUDGET:
             raise ImplementationCrashed(
-                f"{label} crashed the worker {CRASH_BUDGET} times; not called again in this run"
+                f"{label} crashed the worker {CRASH_BUDGET} times; not called again in this run", again=True
             )
         if self._process is None or not self._process.is_alive():
             self._stop()

@@ -612,17 +612,21 @@ class ImplementationRaised(ImplementationFailure):
 
 
 class ImplementationHung(ImplementationFailure):
-    """The implementation did not return within the time limit."""
+    """The implementation did not return within the time limit. ``again``: the operation was not
+    called at all, because it hung before (the input is not one that made it hang)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, again: bool = False) -> None:
         super().__init__("impl.hung", message)
+        self.again = again
 
 
 class ImplementationCrashed(ImplementationFailure):
-    """The process running the implementation died (a crash, an abort, an exit)."""
+    """The process running the implementation died (a crash, an abort, an exit). ``again``: the
+    operation was not called, because it crashed too often before."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, again: bool = False) -> None:
         super().__init__("impl.crashed", message)
+        self.again = again
 
 
 class InvalidResult(ImplementationFailure):
