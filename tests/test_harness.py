@@ -350,3 +350,24 @@ def test_a_clause_without_a_property_is_untested(tmp_path):
     clauses = load_clauses.__wrapped__(tmp_path)
     report = build_report(_header(), clauses, PROPERTIES, [], [])
     assert report["clauses"][0]["status"] == "untested"
+
+
+def test_update_expectations_drafts_a_loadable_file_from_a_fresh_report(tmp_path):
+    """A report with failures becomes a draft whose entries load, replay their witnesses as
+    deviations, and are reported as drafts (no model yet) until a human writes the models."""
+    from detspec.conformance.cli import draft_expectations
+
+    broken = GuardedImplementation(bad.ReturnsNaN())
+    outcomes = [
+        run_property(PROPERTIES[name], broken, QUICK).to_json()
+        for name in ("iou_matches_formula", "iou_is_symmetric")
+    ]
+    report = build_report(_header(), load_clauses(), PROPERTIES, outcomes, [])
+    path = tmp_path / "draft.toml"
+    path.write_text(draft_expectations(report))
+    expectations = load_expectations(path, CLAUSES, PROPERTIES)
+    assert set(expectations.deviations) == {"iou_matches_formula", "iou_is_symmetric"}
+    assert len(expectations.problems) == 2 and all("no deviant model yet" in p for p in expectations.problems)
+    for name, deviation in expectations.deviations.items():
+        assert deviation.codes == ("result.nan",)
+        assert replay_witness(PROPERTIES[name], broken, deviation).status == Verdict.DEVIATES
