@@ -16,7 +16,14 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from detspec.reference.validation import check_convention
+from detspec.reference.validation import (
+    check_convention,
+    check_finite_array,
+    check_nonnegative,
+    check_positive,
+    check_real_array,
+    check_size_pair,
+)
 
 ANCHOR_OFFSETS = ("corner", "centre", "legacy")
 ANCHOR_ROUNDINGS = ("none", "round-corners", "legacy")
@@ -24,17 +31,18 @@ ANCHOR_ORDERS = ("ratio-major", "size-major")
 
 
 def _check_positive_numbers(values, name: str) -> list[float]:
-    try:
-        numbers = [float(v) for v in values]
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a sequence of numbers, got {values!r}") from None
-    if not numbers or any(not math.isfinite(v) or v <= 0 for v in numbers):
+    array = check_real_array(values, name)
+    if array.ndim != 1 or array.dtype.kind == "b":
+        raise ValueError(f"{name}: expected a sequence of numbers, got {values!r}")
+    if not array.size or not np.all(np.isfinite(array) & (array > 0)):
         raise ValueError(f"{name}: expected a non-empty sequence of finite numbers > 0, got {values!r}")
-    return numbers
+    return array.astype(np.float64).tolist()
 
 
 def cell_offset(stride: float, offset: str) -> float:
-    """Where the anchors of cell 0 are centred (clause ``anchors.centre``)."""
+    """Where the anchors of cell 0 are centred (clause ``anchors.centre``); ``stride`` is finite
+    and > 0."""
+    stride = check_positive(stride, "stride")
     if offset not in ANCHOR_OFFSETS:
         raise ValueError(f"unknown anchor offset {offset!r}; expected one of {ANCHOR_OFFSETS}")
     return {"corner": 0.0, "centre": stride / 2, "legacy": (stride - 1) / 2}[offset]
@@ -66,8 +74,10 @@ def cell_anchors(
     coordinates to integers, half to even (torchvision); ``legacy`` is py-faster-rcnn's
     (meaningful with ``convention="legacy"``: a box ``w`` pixels wide spans ``w - 1``).
     ``order``: ``ratio-major`` (a = ratio index * len(sizes) + size index; py-faster-rcnn,
-    torchvision, mmdetection) or ``size-major`` (detectron2).
+    torchvision, mmdetection) or ``size-major`` (detectron2). ``stride`` (finite, > 0) only
+    shapes the ``legacy`` rounding, but is checked under every rounding.
     """
+    stride = check_positive(stride, "stride")
     sizes = _check_positive_numbers(sizes, "sizes")
     ratios = _check_positive_numbers(ratios, "ratios")
     if rounding not in ANCHOR_ROUNDINGS:
@@ -101,15 +111,11 @@ def grid_anchors(
     """``(H * W * A, 4)`` anchors of one feature map, row ``(y * W + x) * A + a`` (``anchors.shift``).
 
     The anchors of cell ``(x, y)`` are the cell anchors moved to ``(x * stride + o, y * stride + o)``
-    where ``o`` is the declared centre offset.
+    where ``o`` is the declared centre offset. ``feature_size`` is two integers >= 0 (``7.0``
+    passes, ``7.5`` does not); ``stride`` is finite and > 0.
     """
-    try:
-        height, width = (int(v) for v in feature_size)
-    except (TypeError, ValueError):
-        raise ValueError(f"feature_size: expected (height, width), got {feature_size!r}") from None
-    if height < 0 or width < 0:
-        raise ValueError(f"feature_size: expected non-negative sizes, got {feature_size!r}")
-    (stride,) = _check_positive_numbers([stride], "stride")
+    height, width = check_size_pair(feature_size, "feature_size", minimum=0)
+    stride = check_positive(stride, "stride")
     base = cell_anchors(sizes, ratios, stride, rounding, order, convention)
     centre = cell_offset(stride, offset)
     xs = np.arange(width) * stride + centre
@@ -148,9 +154,18 @@ def guaranteed_iou(
     If every box centre lies within ``max_offset = (dx, dy)`` of a cell centre, the anchors of that
     cell (``shapes``: their ``(w, h)``) include one with IoU at least
     ``max over shapes of IoU(box, shape moved by (dx, dy))``: IoU only decreases as the centres
-    move apart, so the worst case is the largest offset on both axes.
+    move apart, so the worst case is the largest offset on both axes. Sizes and offsets are
+    finite and >= 0.
     """
-    dx, dy = max_offset
+    gt_width, gt_height = check_nonnegative(gt_width, "gt_width"), check_nonnegative(gt_height, "gt_height")
+    shapes = check_finite_array(shapes, "shapes", ndim=2, last_dim=2)
+    if np.any(shapes < 0):
+        raise ValueError("shapes: every anchor shape (w, h) must be >= 0")
+    try:
+        dx, dy = max_offset
+    except (TypeError, ValueError):
+        raise ValueError(f"max_offset: expected (dx, dy), got {max_offset!r}") from None
+    dx, dy = check_nonnegative(dx, "max_offset"), check_nonnegative(dy, "max_offset")
     widths, heights = shapes[:, 0], shapes[:, 1]
     overlap_w = np.clip(np.minimum((gt_width + widths) / 2 - dx, np.minimum(gt_width, widths)), 0, None)
     overlap_h = np.clip(np.minimum((gt_height + heights) / 2 - dy, np.minimum(gt_height, heights)), 0, None)
@@ -165,8 +180,10 @@ def max_centre_distance(stride: float, offset: str, convention: str = "continuou
 
     The image spans ``[0, W * stride]`` (continuous) or the pixel indices ``[0, W * stride - 1]``
     (legacy). The first centre is ``o`` from the start, the last ``stride - o`` (legacy:
-    ``stride - 1 - o``) from the end, and centres are ``stride`` apart.
+    ``stride - 1 - o``) from the end, and centres are ``stride`` apart. ``stride`` is finite and
+    > 0.
     """
+    stride = check_positive(stride, "stride")
     centre = cell_offset(stride, offset)
     end = stride - check_convention(convention) - centre
     return max(centre, end, stride / 2)

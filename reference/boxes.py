@@ -43,7 +43,8 @@ def box_sizes(boxes: np.ndarray, convention: str = "continuous") -> tuple[np.nda
 
 
 def box_area(boxes, convention: str = "continuous") -> np.ndarray:
-    """``(N,)`` areas ``w * h`` (clause ``boxes.area.formula``)."""
+    """``(N,)`` areas ``w * h`` (clause ``boxes.area.formula``); finite for every box within
+    ``±COORDINATE_LIMIT`` (at most ``4e300``)."""
     boxes = check_boxes(boxes)
     widths, heights = box_sizes(boxes, convention)
     return widths * heights
@@ -76,6 +77,8 @@ def box_iou(boxes1, boxes2, convention: str = "continuous") -> np.ndarray:
 
     ``iou[i, j] = |b1_i ∩ b2_j| / |b1_i ∪ b2_j|``; a pair whose union is empty (two zero-area
     boxes) has IoU 0, never NaN. Boxes that only touch have IoU 0 in the continuous convention.
+    Coordinates up to ``±COORDINATE_LIMIT`` (``1e150``) keep every area and union finite;
+    larger ones are rejected.
     """
     offset = check_convention(convention)
     return pairwise_iou(check_boxes(boxes1, "boxes1"), check_boxes(boxes2, "boxes2"), offset)
@@ -131,7 +134,9 @@ def encode_boxes(
         dx = wx (gx - ax) / aw    dy = wy (gy - ay) / ah
         dw = ww log(gw / aw)      dh = wh log(gh / ah)
 
-    Both sets need positive widths and heights (``log(0)`` has no finite value).
+    Both sets need positive widths and heights (``log(0)`` has no finite value) and coordinates
+    within ``±COORDINATE_LIMIT``; a pair whose deltas float64 cannot hold (a target ``1e300``
+    widths away from a tiny reference box) is rejected, naming the row.
     """
     offset = check_convention(convention)
     anchors = check_boxes(reference_boxes, "reference_boxes")
@@ -146,10 +151,13 @@ def encode_boxes(
     for name, sizes in (("reference_boxes", (aw, ah)), ("target_boxes", (gw, gh))):
         if np.any(sizes[0] <= 0) or np.any(sizes[1] <= 0):
             raise ValueError(f"{name}: every box needs a positive width and height to be encoded")
-    return np.stack(
-        [wx * (gx - ax) / aw, wy * (gy - ay) / ah, ww * np.log(gw / aw), wh * np.log(gh / ah)],
-        axis=1,
-    )
+    with np.errstate(over="ignore", divide="ignore"):
+        deltas = np.stack(
+            [wx * (gx - ax) / aw, wy * (gy - ay) / ah, ww * np.log(gw / aw), wh * np.log(gh / ah)],
+            axis=1,
+        )
+    _check_representable(deltas, "target_boxes", "its deltas from reference_boxes overflow float64")
+    return deltas
 
 
 def decode_boxes(
@@ -166,7 +174,10 @@ def decode_boxes(
     no box overflows (``boxes.decode.clamp-upper``); ``clamp_mode="symmetric"`` also clamps them
     to at least ``-clamp`` (mmdetection ``wh_ratio_clip``; ``boxes.decode.clamp-lower``).
     Legacy boxes end at ``x2 = x1 + w - 1``, which makes decode the exact inverse of encode
-    (py-faster-rcnn's ``bbox_transform_inv`` omits the ``- 1``).
+    (py-faster-rcnn's ``bbox_transform_inv`` omits the ``- 1``). Reference boxes within
+    ``±COORDINATE_LIMIT`` decode to finite boxes under the default clamp for every delta whose
+    ``dx / wx`` is below ``1e150``; a row that overflows float64 anyway (a huge ``dx``, tiny
+    weights, ``clamp > 709``) is rejected, naming it.
     """
     offset = check_convention(convention)
     anchors = check_boxes(reference_boxes, "reference_boxes")
@@ -181,19 +192,30 @@ def decode_boxes(
         raise ValueError(f"unknown clamp mode {clamp_mode!r}; expected one of {DECODE_CLAMP_MODES}")
     lower = -clamp if clamp_mode == "symmetric" else -np.inf
     ax, ay, aw, ah = _centres_and_sizes(anchors, offset)
-    centre_x = deltas[:, 0] / wx * aw + ax
-    centre_y = deltas[:, 1] / wy * ah + ay
-    width = np.exp(np.clip(deltas[:, 2] / ww, lower, clamp)) * aw
-    height = np.exp(np.clip(deltas[:, 3] / wh, lower, clamp)) * ah
-    return np.stack(
-        [
-            centre_x - 0.5 * width,
-            centre_y - 0.5 * height,
-            centre_x + 0.5 * width - offset,
-            centre_y + 0.5 * height - offset,
-        ],
-        axis=1,
-    )
+    with np.errstate(over="ignore", invalid="ignore"):
+        centre_x = deltas[:, 0] / wx * aw + ax
+        centre_y = deltas[:, 1] / wy * ah + ay
+        width = np.exp(np.clip(deltas[:, 2] / ww, lower, clamp)) * aw
+        height = np.exp(np.clip(deltas[:, 3] / wh, lower, clamp)) * ah
+        boxes = np.stack(
+            [
+                centre_x - 0.5 * width,
+                centre_y - 0.5 * height,
+                centre_x + 0.5 * width - offset,
+                centre_y + 0.5 * height - offset,
+            ],
+            axis=1,
+        )
+    _check_representable(boxes, "deltas", "the decoded box overflows float64")
+    return boxes
+
+
+def _check_representable(result: np.ndarray, name: str, problem: str) -> None:
+    """Reject a result row that overflowed: the inputs were valid, but the answer is no float64."""
+    overflowed = ~np.isfinite(result).all(axis=1)
+    if overflowed.any():
+        row = int(np.flatnonzero(overflowed)[0])
+        raise ValueError(f"{name}: row {row}: {problem} ({result[row].tolist()})")
 
 
 #: Candidates resolved together by :func:`nms` (a speed knob only; the result does not depend on it).

@@ -16,6 +16,7 @@ Lim, "The importance of phase in signals", Proc. IEEE 69(5), 1981.
 from __future__ import annotations
 
 import numpy as np
+from detspec.reference.validation import check_real_array
 
 #: Coefficients with ``|F| <= ZERO_FRACTION * max |F|`` have no phase (clause ``fourier.zero``).
 ZERO_FRACTION = 1e-4
@@ -77,16 +78,20 @@ def hybrid(phase_donor, amplitude_donor) -> np.ndarray:
 
 def edge_map(image: np.ndarray) -> np.ndarray:
     """Gradient magnitude with circular central differences (the FFT's own boundary)."""
-    image = np.asarray(image, dtype=np.float64)
+    image = check_image(image).astype(np.float64, copy=False)
     dx = (np.roll(image, -1, axis=1) - np.roll(image, 1, axis=1)) / 2
     dy = (np.roll(image, -1, axis=0) - np.roll(image, 1, axis=0)) / 2
     return np.hypot(dx, dy)
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation; 0 when either side is constant (it then says nothing)."""
-    a = np.asarray(a, dtype=np.float64).ravel() - np.mean(a)
-    b = np.asarray(b, dtype=np.float64).ravel() - np.mean(b)
+    """Pearson correlation of two real arrays of one size; 0 when either side is constant (it
+    then says nothing)."""
+    a = check_real_array(a, "a").astype(np.float64, copy=False).ravel()
+    b = check_real_array(b, "b").astype(np.float64, copy=False).ravel()
+    if a.size != b.size:
+        raise ValueError(f"a and b must have one size, got {a.size} and {b.size}")
+    a, b = a - np.mean(a), b - np.mean(b)
     scale = np.sqrt(np.sum(a * a) * np.sum(b * b))
     return float(np.sum(a * b) / scale) if scale > 1e-12 else 0.0
 

@@ -24,7 +24,14 @@ from detspec.reference.boxes import (
     nms,
 )
 from detspec.reference.boxes import remove_small_boxes as small_box_filter
-from detspec.reference.validation import check_boxes, check_finite_array, check_image_size, check_labels
+from detspec.reference.validation import (
+    check_boxes,
+    check_finite_array,
+    check_image_size,
+    check_integer,
+    check_labels,
+    check_real_array,
+)
 
 PIPELINES = ("per-level", "global")
 MIN_SIZE_STAGES = ("after-top-n", "before-top-n")
@@ -67,15 +74,14 @@ def generate_proposals(
     finite or +-inf (NaN is rejected).
     """
     anchors = check_boxes(anchors, "anchors")
-    logits = np.asarray(logits, dtype=np.float64)
+    logits = check_real_array(logits, "logits").astype(np.float64, copy=False)
     if logits.shape != (len(anchors),) or np.any(np.isnan(logits)):
         raise ValueError(f"logits: expected {len(anchors)} numbers without NaN, got shape {logits.shape}")
     deltas = check_finite_array(deltas, "deltas", ndim=2, last_dim=4)
     levels = check_labels(levels, "levels", len(anchors))
     image_size = check_image_size(image_size)
-    for name, value in (("pre_nms_top_n", pre_nms_top_n), ("post_nms_top_n", post_nms_top_n)):
-        if not isinstance(value, int | np.integer) or value < 0:
-            raise ValueError(f"{name}: expected an integer >= 0, got {value!r}")
+    pre_nms_top_n = check_integer(pre_nms_top_n, "pre_nms_top_n")
+    post_nms_top_n = check_integer(post_nms_top_n, "post_nms_top_n")
     if pipeline not in PIPELINES or min_size_stage not in MIN_SIZE_STAGES:
         raise ValueError(f"unknown pipeline {pipeline!r} or min-size stage {min_size_stage!r}")
     scores = 1.0 / (1.0 + np.exp(-logits))

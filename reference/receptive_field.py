@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from detspec.reference.validation import as_integer, check_integer
 
 LAYER_KINDS = ("conv", "pool")
 
@@ -80,8 +81,9 @@ def receptive_field(stack) -> ReceptiveField:
 
 
 def output_length(stack, input_length: int) -> int:
-    """Output cells along one axis (floor division, as Caffe convolution and PyTorch)."""
-    length = input_length
+    """Output cells along one axis (floor division, as Caffe convolution and PyTorch) of an input
+    of ``input_length >= 1`` pixels; a result below 1 means the input is too short for the stack."""
+    length = check_integer(input_length, "input_length", minimum=1)
     for layer in as_layers(stack):
         length = (length + 2 * layer.padding - layer.effective_kernel) // layer.stride + 1
     return length
@@ -119,16 +121,25 @@ RPN_CONV = Layer("conv", 3, 1, 1)
 def dependency_support(stack, input_size: int, cells) -> list[tuple[int, int]]:
     """First and last input pixel on which each output cell depends, by propagating the exact
     set of dependencies back through the layers (padding excluded) -- a second computation,
-    independent of the recurrence, for cells anywhere, border cells included."""
+    independent of the recurrence, for cells anywhere, border cells included. ``input_size`` is
+    an integer >= 1 and every cell an integer index into the output (``3.0`` passes, ``2.5`` does
+    not)."""
     layers = as_layers(stack)
-    lengths = [int(input_size)]
+    lengths = [check_integer(input_size, "input_size", minimum=1)]
     for layer in layers:
         lengths.append((lengths[-1] + 2 * layer.padding - layer.effective_kernel) // layer.stride + 1)
+    try:
+        cells = list(cells)
+    except TypeError:
+        raise ValueError(f"cells: expected a sequence of output cells, got {cells!r}") from None
     supports = []
-    for cell in cells:
-        if not 0 <= int(cell) < lengths[-1]:
-            raise ValueError(f"cell {cell} is outside the output (length {lengths[-1]})")
-        indices = np.array([int(cell)])
+    for position, cell in enumerate(cells):
+        index = as_integer(cell)
+        if index is None:
+            raise ValueError(f"cells: expected integer output cells, got {cell!r} at position {position}")
+        if not 0 <= index < lengths[-1]:
+            raise ValueError(f"cells: cell {cell} is outside the output (length {lengths[-1]})")
+        indices = np.array([index])
         for layer, length_in in zip(reversed(layers), reversed(lengths[:-1]), strict=True):
             taps = np.arange(layer.kernel) * layer.dilation
             indices = np.unique((indices[:, None] * layer.stride - layer.padding + taps[None]).ravel())

@@ -9,28 +9,43 @@ FPN (Lin et al. 2017) eq. (1).
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
-from detspec.reference.validation import check_finite_array
+from detspec.reference.validation import (
+    COORDINATE_LIMIT,
+    check_boxes,
+    check_finite_array,
+    check_image_size,
+    check_integer,
+    check_positive,
+    check_size_pair,
+)
 
 CANONICAL_SCALE, CANONICAL_LEVEL = 224.0, 4
 
 
-def _check_pooling_inputs(features, rois, output_size, spatial_scale):
-    features = check_finite_array(features, "features", ndim=3)
-    rois = check_finite_array(rois, "rois", ndim=2, last_dim=4)
-    try:
-        height, width = (int(v) for v in output_size)
-    except (TypeError, ValueError):
-        raise ValueError(f"output_size: expected (height, width), got {output_size!r}") from None
-    if height < 1 or width < 1:
-        raise ValueError(f"output_size: both sides must be >= 1, got {output_size!r}")
-    if not isinstance(spatial_scale, numbers.Real) or not np.isfinite(spatial_scale) or spatial_scale <= 0:
-        raise ValueError(f"spatial_scale: expected a finite number > 0, got {spatial_scale!r}")
+def _check_feature_map(features, name: str = "features") -> np.ndarray:
+    features = check_finite_array(features, name, ndim=3)
     if features.shape[1] == 0 or features.shape[2] == 0:
-        raise ValueError(f"features: the map is empty, shape {features.shape}")
-    return features, rois, (height, width), float(spatial_scale)
+        raise ValueError(f"{name}: the map is empty, shape {features.shape}")
+    return features
+
+
+def _check_pooling_inputs(features, rois, output_size, spatial_scale):
+    """Features ``(C, H, W)``, RoIs (valid boxes: ``x1 <= x2``, ``y1 <= y2``, within
+    ``±COORDINATE_LIMIT`` before and after scaling), the output grid (two integers >= 1) and the
+    scale (finite, > 0)."""
+    features = _check_feature_map(features)
+    rois = check_boxes(rois, "rois")
+    output_size = check_size_pair(output_size, "output_size", minimum=1)
+    scale = check_positive(spatial_scale, "spatial_scale")
+    outside = ~(np.abs(rois * scale) <= COORDINATE_LIMIT).all(axis=1)
+    if outside.any():
+        row = int(np.flatnonzero(outside)[0])
+        raise ValueError(
+            f"spatial_scale: rois * spatial_scale leaves the supported range [-{COORDINATE_LIMIT:g}, "
+            f"{COORDINATE_LIMIT:g}] at row {row} ({rois[row].tolist()} * {scale!r})"
+        )
+    return features, rois, output_size, scale
 
 
 def round_half_away(values: np.ndarray) -> np.ndarray:
@@ -59,7 +74,7 @@ def roi_pool(features, rois, output_size, spatial_scale: float, bin_edges=roi_po
     property name a known variant."""
     features, rois, (ph, pw), scale = _check_pooling_inputs(features, rois, output_size, spatial_scale)
     channels, height, width = features.shape
-    corners = round_half_away(rois * scale).astype(np.int64)
+    corners = round_half_away(rois * scale).tolist()  # exact integers, as Python ints below
     channels_last = np.ascontiguousarray(features.transpose(1, 2, 0))  # (H, W, C): fast maxima
     output = np.zeros((len(rois), ph, pw, channels))
     for r, (x1, y1, x2, y2) in enumerate(corners):
@@ -88,6 +103,20 @@ def sample_grid(start: float, length: float, bins: int, sampling_ratio: int) -> 
     return start + bin_size * (np.arange(bins)[:, None] + (np.arange(count)[None, :] + 0.5) / max(count, 1))
 
 
+def align_sample_points(roi, output_size, spatial_scale: float, sampling_ratio: int, aligned: bool):
+    """``(ys, xs)``: one RoI's sample coordinates on the feature map, ``(ph, n)`` and ``(pw, m)``
+    (``roi.align.*``). Feature cell ``(i, j)`` sits at ``(j, i)``; ``aligned`` shifts the RoI by
+    -0.5 cell; without it, sides shorter than one cell are widened to one cell."""
+    (roi,) = check_boxes([roi], "roi")
+    offset = 0.5 if aligned else 0.0
+    x1, y1, x2, y2 = roi * spatial_scale - offset
+    roi_width, roi_height = x2 - x1, y2 - y1
+    if not aligned:
+        roi_width, roi_height = max(roi_width, 1.0), max(roi_height, 1.0)
+    ph, pw = output_size
+    return sample_grid(y1, roi_height, ph, sampling_ratio), sample_grid(x1, roi_width, pw, sampling_ratio)
+
+
 def bilinear_weights(points: np.ndarray, size: int) -> np.ndarray:
     """``(n, size)`` interpolation weights of 1-D sample points over ``size`` cells, as the
     RoIAlign kernels do it: a point below -1 or above ``size`` reads 0; a point in ``[-1, 0)``
@@ -107,19 +136,6 @@ def bilinear_weights(points: np.ndarray, size: int) -> np.ndarray:
     return weights
 
 
-def align_sample_points(roi, output_size, spatial_scale: float, sampling_ratio: int, aligned: bool):
-    """``(ys, xs)``: one RoI's sample coordinates on the feature map, ``(ph, n)`` and ``(pw, m)``
-    (``roi.align.*``). Feature cell ``(i, j)`` sits at ``(j, i)``; ``aligned`` shifts the RoI by
-    -0.5 cell; without it, sides shorter than one cell are widened to one cell."""
-    offset = 0.5 if aligned else 0.0
-    x1, y1, x2, y2 = np.asarray(roi, dtype=np.float64) * spatial_scale - offset
-    roi_width, roi_height = x2 - x1, y2 - y1
-    if not aligned:
-        roi_width, roi_height = max(roi_width, 1.0), max(roi_height, 1.0)
-    ph, pw = output_size
-    return sample_grid(y1, roi_height, ph, sampling_ratio), sample_grid(x1, roi_width, pw, sampling_ratio)
-
-
 def roi_align(
     features, rois, output_size, spatial_scale: float, sampling_ratio: int = 2, aligned: bool = False
 ) -> np.ndarray:
@@ -129,8 +145,7 @@ def roi_align(
     ``(i, j)`` sits at ``(j + 0.5, i + 0.5)``, the pixel-centre model. Without ``aligned``, RoI
     sides shorter than one cell are widened to one cell (Mask R-CNN's original kernel)."""
     features, rois, (ph, pw), scale = _check_pooling_inputs(features, rois, output_size, spatial_scale)
-    if not isinstance(sampling_ratio, numbers.Integral) or sampling_ratio < 0:
-        raise ValueError(f"sampling_ratio: expected an integer >= 0, got {sampling_ratio!r}")
+    sampling_ratio = check_integer(sampling_ratio, "sampling_ratio")
     channels, height, width = features.shape
     channels_last = np.ascontiguousarray(features.transpose(1, 2, 0))  # (H, W, C): large GEMMs
     output = np.zeros((len(rois), channels, ph, pw))
@@ -156,9 +171,13 @@ def roi_align(
 
 def fpn_levels(rois, k_min: int, k_max: int) -> np.ndarray:
     """``(R,)`` FPN levels (``roi.multiscale.level``): ``floor(4 + log2(sqrt(w h) / 224))``
-    clamped to ``[k_min, k_max]`` (FPN eq. (1); continuous width and height)."""
-    rois = check_finite_array(rois, "rois", ndim=2, last_dim=4)
-    side = np.sqrt(np.maximum(rois[:, 2] - rois[:, 0], 0) * np.maximum(rois[:, 3] - rois[:, 1], 0))
+    clamped to ``[k_min, k_max]`` (FPN eq. (1); continuous width and height). RoIs are valid
+    boxes; ``k_min <= k_max`` are integers."""
+    rois = check_boxes(rois, "rois")
+    k_min, k_max = check_integer(k_min, "k_min", minimum=None), check_integer(k_max, "k_max", minimum=None)
+    if k_min > k_max:
+        raise ValueError(f"k_min: expected k_min <= k_max, got {k_min} and {k_max}")
+    side = np.sqrt((rois[:, 2] - rois[:, 0]) * (rois[:, 3] - rois[:, 1]))
     with np.errstate(divide="ignore"):
         level = np.floor(CANONICAL_LEVEL + np.log2(side / CANONICAL_SCALE))
     return np.clip(level, k_min, k_max).astype(np.int64)
@@ -166,22 +185,42 @@ def fpn_levels(rois, k_min: int, k_max: int) -> np.ndarray:
 
 def level_of_feature_map(feature_height: int, image_height: float) -> int:
     """The level ``k`` of a map whose stride is ``2**k``: ``-round(log2(feature / image size))``."""
-    return -int(np.round(np.log2(feature_height / image_height)))
+    ratio = feature_height / image_height
+    if not (np.isfinite(ratio) and ratio > 0):
+        raise ValueError(
+            f"image_size: a {feature_height}-row map of a {image_height!r}-row image has no level"
+        )
+    return -int(np.round(np.log2(ratio)))
 
 
 def multiscale_roi_align(features, rois, output_size, sampling_ratio: int, image_size) -> np.ndarray:
     """``(R, C, ph, pw)``: each RoI pooled by :func:`roi_align` (not aligned, as torchvision's
     ``MultiScaleRoIAlign``) from the level :func:`fpn_levels` assigns it, among the given maps
-    (consecutive levels, finest first; each level's stride from its size and the image's)."""
+    (consecutive levels, finest first; each level's stride from its size and the image's).
+
+    Preconditions: non-empty maps with one channel count; RoIs valid boxes; ``output_size`` two
+    integers >= 1; ``sampling_ratio`` an integer >= 0; ``image_size`` finite and > 0.
+    """
     if not isinstance(features, list | tuple) or not features:
         raise ValueError("features: expected a non-empty list of (C, H, W) maps, finest first")
-    maps = [check_finite_array(f, f"features[{i}]", ndim=3) for i, f in enumerate(features)]
-    rois = check_finite_array(rois, "rois", ndim=2, last_dim=4)
-    levels = [level_of_feature_map(m.shape[1], float(image_size[0])) for m in maps]
+    maps = [_check_feature_map(f, f"features[{i}]") for i, f in enumerate(features)]
+    for index, level_map in enumerate(maps):
+        if level_map.shape[0] != maps[0].shape[0]:
+            raise ValueError(
+                f"features[{index}]: {level_map.shape[0]} channels, but features[0] has "
+                f"{maps[0].shape[0]}; every level needs the same channels"
+            )
+    rois = check_boxes(rois, "rois")
+    output_size = check_size_pair(output_size, "output_size", minimum=1)
+    sampling_ratio = check_integer(sampling_ratio, "sampling_ratio")
+    image_height, _ = check_image_size(image_size)
+    levels = [level_of_feature_map(m.shape[1], image_height) for m in maps]
     if levels != list(range(levels[0], levels[0] + len(levels))):
         raise ValueError(f"features: expected consecutive levels finest first, got strides 2**{levels}")
+    if levels[0] < -1000 or levels[-1] > 1000:
+        raise ValueError(f"image_size: the maps' strides 2**{levels} are not representable in float64")
     assigned = fpn_levels(rois, levels[0], levels[-1])
-    output = np.zeros((len(rois), maps[0].shape[0], *(int(v) for v in output_size)))
+    output = np.zeros((len(rois), maps[0].shape[0], *output_size))
     for index, level in enumerate(levels):
         chosen = np.flatnonzero(assigned == level)
         if chosen.size:

@@ -16,7 +16,9 @@ from detspec.reference.validation import (
     check_boxes,
     check_convention,
     check_finite_array,
+    check_integer,
     check_labels,
+    check_nonnegative,
     check_unit_interval,
     check_weights,
 )
@@ -125,10 +127,9 @@ def sample_rois(
     """
     if fill not in FILL_POLICIES:
         raise ValueError(f"unknown fill policy {fill!r}; expected one of {FILL_POLICIES}")
-    if not isinstance(batch_size, int | np.integer) or batch_size < 0:
-        raise ValueError(f"batch_size: expected an integer >= 0, got {batch_size!r}")
-    if not isinstance(num_classes, int | np.integer) or num_classes < 1:
-        raise ValueError(f"num_classes: expected an integer >= 1, got {num_classes!r}")
+    batch_size = check_integer(batch_size, "batch_size")
+    num_classes = check_integer(num_classes, "num_classes", minimum=1)
+    seed = check_integer(seed, "seed")
     fraction = check_unit_interval(positive_fraction, "positive_fraction")
     weights = check_weights(weights)
     background = background_class(num_classes, background_label)
@@ -162,9 +163,11 @@ def sample_rois(
 # --- the Fast R-CNN loss ----------------------------------------------------------------------
 
 
-def _check_loss_inputs(class_logits, box_regression, labels, targets, background_label):
+def _check_loss_inputs(class_logits, box_regression, labels, targets, beta, background_label):
     logits = check_finite_array(class_logits, "class_logits", ndim=2)
     count, classes = logits.shape
+    if classes == 0:
+        raise ValueError("class_logits: expected at least one class (column), got shape (R, 0)")
     boxes = check_finite_array(box_regression, "box_regression", ndim=2)
     if boxes.shape != (count, 4 * classes):
         raise ValueError(f"box_regression: expected shape ({count}, {4 * classes}), got {boxes.shape}")
@@ -175,7 +178,8 @@ def _check_loss_inputs(class_logits, box_regression, labels, targets, background
     if len(targets) != count:
         raise ValueError(f"targets: expected {count} rows (one per RoI), got {len(targets)}")
     foreground = labels != background_class(classes - 1, background_label)
-    return logits, boxes.reshape(count, classes, 4), labels, targets, foreground
+    beta = check_nonnegative(beta, "beta")
+    return logits, boxes.reshape(count, classes, 4), labels, targets, beta, foreground
 
 
 def fast_rcnn_loss(
@@ -186,10 +190,10 @@ def fast_rcnn_loss(
     Classification: softmax cross-entropy averaged over all R sampled RoIs, background included.
     Regression: ``Σ_fg Σ_coords smoothL1_β(box_regression[i, class(i)] − target[i]) / R`` —
     only foreground RoIs, only the four columns of their GT class, normalised by R (not by the
-    number of foreground RoIs). No RoI: ``[0, 0]``.
+    number of foreground RoIs). No RoI: ``[0, 0]``. ``beta`` is finite and ``>= 0``.
     """
-    logits, boxes, labels, targets, foreground = _check_loss_inputs(
-        class_logits, box_regression, labels, targets, background_label
+    logits, boxes, labels, targets, beta, foreground = _check_loss_inputs(
+        class_logits, box_regression, labels, targets, beta, background_label
     )
     count = len(labels)
     if count == 0:
@@ -206,14 +210,16 @@ def fast_rcnn_loss_gradient(
 ) -> np.ndarray:
     """``(R, K + 4K)``: d(total loss)/d(class_logits) then d/d(box_regression), analytically
     (``roi.loss.gradient``): ``(softmax − onehot) / R`` for every RoI, and the smooth-L1 slope
-    ``/ R`` in the four GT-class columns of foreground RoIs — exactly 0 everywhere else."""
-    logits, boxes, labels, targets, foreground = _check_loss_inputs(
-        class_logits, box_regression, labels, targets, background_label
+    ``/ R`` in the four GT-class columns of foreground RoIs — exactly 0 everywhere else. No RoI:
+    a ``(0, 5K)`` array."""
+    logits, boxes, labels, targets, beta, foreground = _check_loss_inputs(
+        class_logits, box_regression, labels, targets, beta, background_label
     )
-    count = len(logits)
+    count, classes = logits.shape
     gradient_logits = np.exp(logits - np.logaddexp.reduce(logits, axis=1, keepdims=True))
     gradient_logits[np.arange(count), labels] -= 1.0
     gradient_boxes = np.zeros_like(boxes)
     rows = np.flatnonzero(foreground)
     gradient_boxes[rows, labels[rows]] = smooth_l1_slope(boxes[rows, labels[rows]] - targets[rows], beta)
-    return np.concatenate([gradient_logits, gradient_boxes.reshape(count, -1)], axis=1) / max(count, 1)
+    gradient_boxes = gradient_boxes.reshape(count, 4 * classes)
+    return np.concatenate([gradient_logits, gradient_boxes], axis=1) / max(count, 1)

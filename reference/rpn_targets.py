@@ -15,6 +15,10 @@ from detspec.reference.validation import (
     check_convention,
     check_finite_array,
     check_image_size,
+    check_integer,
+    check_labels,
+    check_nonnegative,
+    check_ternary_labels,
     check_unit_interval,
     check_vector,
 )
@@ -59,11 +63,13 @@ def match_anchors(
     A GT that overlaps no anchor (``b = 0``) makes nothing positive. With no GT every anchor is
     negative. ``border="ignore"`` leaves anchors not wholly inside the image out of the matching
     altogether (they are ignored and cannot be any GT's best anchor). Matched index -1 for
-    anchors that are not positive.
+    anchors that are not positive. ``image_size`` must be a valid ``(height, width)`` under
+    either border policy, though only ``ignore`` reads it.
     """
     offset = check_convention(convention)
     anchors = check_boxes(anchors, "anchors")
     gt_boxes = check_boxes(gt_boxes, "gt_boxes")
+    check_image_size(image_size)  # whatever the border policy: a bad size is a bad call
     high = check_unit_interval(high, "high")
     low = check_unit_interval(low, "low")
     if low > high:
@@ -99,13 +105,10 @@ def sample_balanced(labels, batch_size: int, positive_fraction: float, seed: int
     ``batch_size`` in total; each drawn uniformly without replacement by
     ``numpy.random.default_rng(seed)``. Fewer candidates than wanted: all are taken.
     """
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or not np.all(np.isin(labels, (POSITIVE, NEGATIVE, IGNORED))):
-        raise ValueError("labels: expected a 1-D array of 1, 0 and -1")
-    if not isinstance(batch_size, int | np.integer) or batch_size < 0:
-        raise ValueError(f"batch_size: expected an integer >= 0, got {batch_size!r}")
+    labels = check_ternary_labels(labels, "labels")
+    batch_size = check_integer(batch_size, "batch_size")
     fraction = check_unit_interval(positive_fraction, "positive_fraction")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_integer(seed, "seed"))
     positives = np.flatnonzero(labels == POSITIVE)
     negatives = np.flatnonzero(labels == NEGATIVE)
     wanted_pos = min(len(positives), math.floor(batch_size * fraction))
@@ -117,10 +120,24 @@ def sample_balanced(labels, batch_size: int, positive_fraction: float, seed: int
 
 
 def regression_targets(anchors, gt_boxes, matched, convention: str = "continuous") -> np.ndarray:
-    """``(N, 4)``: encode(anchor, its matched GT) for positives, 0 elsewhere (``rpn.targets``)."""
+    """``(N, 4)``: encode(anchor, its matched GT) for positives, 0 elsewhere (``rpn.targets``).
+
+    ``matched`` has one integer per anchor: the index of its GT box in ``[0, len(gt_boxes))``,
+    or -1 for an anchor that is not positive (column 1 of :func:`match_anchors`). Without GT
+    boxes every entry must be -1.
+    """
     anchors = check_boxes(anchors, "anchors")
     gt_boxes = check_boxes(gt_boxes, "gt_boxes")
-    matched = np.asarray(matched, dtype=np.int64)
+    matched = check_labels(matched, "matched", len(anchors))
+    invalid = (matched < -1) | (matched >= len(gt_boxes))
+    if invalid.any():
+        row = int(np.flatnonzero(invalid)[0])
+        valid = (
+            f"-1 (not positive) or a GT index in [0, {len(gt_boxes) - 1}]"
+            if len(gt_boxes)
+            else "-1 for every anchor: there are no GT boxes"
+        )
+        raise ValueError(f"matched: expected {valid}, got {int(matched[row])} at index {row}")
     targets = np.zeros((len(anchors), 4))
     positive = matched >= 0
     if positive.any():
@@ -147,22 +164,33 @@ def smooth_l1_slope(x: np.ndarray, beta: float) -> np.ndarray:
     return np.where(np.abs(x) < beta, x / beta, np.sign(x))
 
 
-def _check_rpn_loss_inputs(logits, deltas, sampled, targets):
-    sampled = np.asarray(sampled)
-    logits = check_vector(logits, "logits", len(sampled))
+def _check_rpn_loss_inputs(logits, deltas, sampled, targets, beta, normaliser, anchor_locations):
+    """The checked arrays, β, and the (classification, regression) weights of the normaliser."""
+    sampled = check_ternary_labels(sampled, "sampled")
+    count = len(sampled)
+    logits = check_vector(logits, "logits", count)
     deltas = check_finite_array(deltas, "deltas", ndim=2, last_dim=4)
     targets = check_finite_array(targets, "targets", ndim=2, last_dim=4)
-    return logits, deltas, sampled, targets
+    for name, rows in (("deltas", deltas), ("targets", targets)):
+        if len(rows) != count:
+            raise ValueError(f"{name}: expected {count} rows (one per anchor of sampled), got {len(rows)}")
+    beta = check_nonnegative(beta, "beta")
+    if anchor_locations is not None:
+        anchor_locations = check_integer(anchor_locations, "anchor_locations", minimum=1)
+    weights = _loss_weights(sampled, normaliser, anchor_locations)
+    return logits, deltas, sampled, targets, beta, weights
 
 
 def _loss_weights(sampled: np.ndarray, normaliser: str, anchor_locations: int | None):
-    """(cls weight per sampled anchor, reg weight per positive): the two normalisations."""
+    """(cls weight per sampled anchor, reg weight per positive): the two normalisations. The
+    paper's ``N_reg`` is ``anchor_locations``, or ``max(N // 9, 1)`` (9 anchors per location)
+    when it is not given."""
     count = int(np.sum(sampled >= 0))
     if normaliser not in LOSS_NORMALISERS:
         raise ValueError(f"unknown loss normaliser {normaliser!r}; expected one of {LOSS_NORMALISERS}")
     if normaliser == "sampled":  # torchvision: mean over the sampled anchors, lambda = 1
         return (1.0 / count if count else 0.0), (1.0 / count if count else 0.0)
-    locations = anchor_locations or max(len(sampled) // 9, 1)
+    locations = anchor_locations if anchor_locations is not None else max(len(sampled) // 9, 1)
     return 1.0 / 256, 10.0 / locations  # the paper: N_cls = 256, lambda = 10, N_reg = #locations
 
 
@@ -181,9 +209,12 @@ def rpn_loss(
     ``w_cls = w_reg = 1 / #sampled`` (``normaliser="sampled"``, torchvision) or the paper's
     ``w_cls = 1/256``, ``w_reg = λ / N_reg = 10 / #anchor locations``. ``sampled``: 1/0/-1 from
     :func:`sample_balanced`. Returns ``[classification, regression]`` (the second weighted).
+    ``beta`` is finite and ``>= 0``; ``anchor_locations`` (paper normaliser) an integer ``>= 1``,
+    or ``None`` for ``max(N // 9, 1)``.
     """
-    logits, deltas, sampled, targets = _check_rpn_loss_inputs(logits, deltas, sampled, targets)
-    w_cls, w_reg = _loss_weights(sampled, normaliser, anchor_locations)
+    logits, deltas, sampled, targets, beta, (w_cls, w_reg) = _check_rpn_loss_inputs(
+        logits, deltas, sampled, targets, beta, normaliser, anchor_locations
+    )
     chosen = sampled >= 0
     labels = (sampled == POSITIVE).astype(np.float64)
     # log(1 + e^x) - y x, written to stay finite for large |x|
@@ -204,9 +235,10 @@ def rpn_loss_gradient(
 ) -> np.ndarray:
     """``(N, 5)``: d(total loss)/d(logit) and d/d(deltas), analytically (``rpn.loss.gradient``).
     Exactly zero for anchors that are not sampled, and zero in the delta columns of every anchor
-    that is not a sampled positive."""
-    logits, deltas, sampled, targets = _check_rpn_loss_inputs(logits, deltas, sampled, targets)
-    w_cls, w_reg = _loss_weights(sampled, normaliser, anchor_locations)
+    that is not a sampled positive. Preconditions as :func:`rpn_loss`."""
+    logits, deltas, sampled, targets, beta, (w_cls, w_reg) = _check_rpn_loss_inputs(
+        logits, deltas, sampled, targets, beta, normaliser, anchor_locations
+    )
     labels = (sampled == POSITIVE).astype(np.float64)
     gradient = np.zeros((len(sampled), 5))
     chosen = sampled >= 0

@@ -74,7 +74,7 @@ def test_targets_are_weighted_encodings_and_zero_for_background():
         ({"fg_threshold": 0.0, "bg_high": 0.0}, "fg_threshold: must be > 0"),
         ({"batch_size": -1}, "batch_size"),
         ({"fill": "replace"}, "unknown fill policy"),
-        ({"gt_boxes": [[0.0, 0, "nan", 1]]}, "gt_boxes: NaN"),
+        ({"gt_boxes": [[0.0, 0, np.nan, 1]]}, "gt_boxes: NaN"),
     ],
 )
 def test_bad_sampling_input_is_named(changes, message):
