@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PY := $(VENV)/bin/python
 IMPL ?= torchvision
 
-.PHONY: report test bench lint clean
+.PHONY: report test controls bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ report: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -n auto -q
+
+# every negative control caught when its test runs alone, in a fresh interpreter (slow: ~3 min)
+controls: $(STAMP)
+	$(PY) -m tests.controls_alone
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.boxes

@@ -371,3 +371,26 @@ def test_update_expectations_drafts_a_loadable_file_from_a_fresh_report(tmp_path
     for name, deviation in expectations.deviations.items():
         assert deviation.codes == ("result.nan",)
         assert replay_witness(PROPERTIES[name], broken, deviation).status == Verdict.DEVIATES
+
+
+def test_thorough_and_dev_keep_their_randomness_when_ci_is_set():
+    """Hypothesis makes its own ``ci`` profile the default when CI is set; ours name their parents
+    explicitly, so only ``detspec-ci`` is derandomised."""
+    import detspec.conformance.plugin  # noqa: F401  (registers the profiles)
+
+    assert not settings.get_profile("detspec-thorough").derandomize
+    assert not settings.get_profile("detspec-dev").derandomize
+    assert settings.get_profile("detspec-ci").derandomize
+    assert settings.get_profile("detspec-thorough").max_examples == 1000
+
+
+def test_each_implementation_and_property_has_its_own_database_key():
+    from detspec.conformance.runner import NamespacedDatabase
+    from hypothesis.database import InMemoryExampleDatabase
+
+    base = InMemoryExampleDatabase()
+    digest = bytes(48)  # what Hypothesis puts first: a digest of the runner's source
+    NamespacedDatabase(base, "reference/iou_is_symmetric").save(digest, b"failure")
+    assert list(NamespacedDatabase(base, "reference/iou_is_symmetric").fetch(bytes([1]) * 48)) == [b"failure"]
+    assert not list(NamespacedDatabase(base, "reference/iou_matches_formula").fetch(digest))
+    assert not list(NamespacedDatabase(base, "torchvision/iou_is_symmetric").fetch(digest))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 from detspec.conformance.adapters.reference_adapter import _one_stride
-from detspec.conformance.adapters.torchvision_adapter import TorchvisionAdapter
 from detspec.properties.interface import Conventions, SupportInterval
 from detspec.reference import anchors as ref_anchors
 from detspec.reference import receptive_field as ref_rf
@@ -133,17 +132,24 @@ class PoolKernelEqualsStride(Control):
         return _support(ref_rf.dependency_support(fixed, input_size, cells))
 
 
-class BackboneWithShortcuts(TorchvisionAdapter):
-    """Lists a ResNet's shortcut projections as if they were on the main path."""
+class BackboneWithShortcuts(Control):
+    """Lists a ResNet's shortcut projections as if they were on the main path. Its support is
+    right: the recurrence over torchvision's true main-path layers (what the gradient measures,
+    without the seconds a measurement costs); torch is imported only when it is called."""
 
-    name = "BackboneWithShortcuts"
+    def backbone_receptive_field_support(self, name, input_size, cells):
+        from detspec.conformance.adapters.torchvision_adapter import TorchvisionAdapter
+
+        return _support(
+            ref_rf.dependency_support(TorchvisionAdapter().backbone_layers(name), input_size, cells)
+        )
 
     def backbone_layers(self, name):
         from detspec.conformance.adapters import torchvision_adapter as tv
         from torch import nn
 
         layers = []
-        for _, module in tv._measurable_backbone(name).named_modules():
+        for _, module in tv._backbone(name).named_modules():
             if isinstance(module, nn.Conv2d):
                 layers.append(
                     ["conv", module.kernel_size[0], module.stride[0], module.padding[0], module.dilation[0]]
