@@ -53,3 +53,14 @@ def test_duplicate_clause_ids_are_an_error(tmp_path):
     (tmp_path / "b.md").write_text("### `a.rule` (MAY)\n- **Source:** y\n")
     with pytest.raises(ValueError, match=r"duplicate clause ID a\.rule"):
         load_clauses.__wrapped__(tmp_path)
+
+
+def test_every_failure_code_is_documented():
+    """The codes table of spec/INTERPRETING.md lists every code the properties and the harness
+    can report (regenerate it with ``python -m detspec.conformance.codes``)."""
+    from detspec.conformance.codes import all_codes
+    from detspec.conformance.spec_index import SPEC_DIR
+
+    text = (SPEC_DIR / "INTERPRETING.md").read_text(encoding="utf-8")
+    missing = sorted(code for code in all_codes() if f"`{code}`" not in text)
+    assert not missing, f"failure codes missing from spec/INTERPRETING.md: {missing}"
