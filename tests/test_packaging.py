@@ -14,16 +14,17 @@ import pytest
 from tests import ROOT
 
 TOY_ADAPTER = '''
-"""A third-party library with one operation: box areas."""
+"""A third-party library with one operation, box areas, written as docs/adapters.md says."""
 from detspec import Conventions
+from detspec.properties.interface import BoxArea, Implementation
 
 
-class Toy:
+class Toy(Implementation, BoxArea):
     name = "toy"
     version = "0.0.1"
     conventions = Conventions(dtype="float64")
 
-    def box_area(self, boxes):
+    def box_area(self, *, boxes):
         return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
