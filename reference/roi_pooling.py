@@ -22,6 +22,11 @@ from detspec.reference.validation import (
 
 CANONICAL_SCALE, CANONICAL_LEVEL = 224.0, 4
 
+#: The most samples an adaptive RoIAlign grid (``sampling_ratio = 0``) may put along one side of
+#: a bin: beyond ``2**52`` the sample positions ``(k + 0.5) / n`` are no longer exact in float64.
+#: A RoI needs to span ``2**52`` bins (``3e16`` cells for 7 bins) to reach it.
+MAX_ADAPTIVE_SAMPLES = 2**52
+
 
 def _check_feature_map(features, name: str = "features") -> np.ndarray:
     features = check_finite_array(features, name, ndim=3)
@@ -117,23 +122,62 @@ def align_sample_points(roi, output_size, spatial_scale: float, sampling_ratio: 
     return sample_grid(y1, roi_height, ph, sampling_ratio), sample_grid(x1, roi_width, pw, sampling_ratio)
 
 
-def bilinear_weights(points: np.ndarray, size: int) -> np.ndarray:
-    """``(n, size)`` interpolation weights of 1-D sample points over ``size`` cells, as the
-    RoIAlign kernels do it: a point below -1 or above ``size`` reads 0; a point in ``[-1, 0)``
-    reads cell 0; a point at or beyond the last cell reads the last cell."""
-    points = np.asarray(points, dtype=np.float64)
-    inside = ((points >= -1.0) & (points <= size)).astype(np.float64)
-    clamped = np.maximum(points, 0.0)
-    low = np.floor(clamped).astype(np.int64)
-    at_end = low >= size - 1
-    low = np.where(at_end, size - 1, low)
-    high = np.where(at_end, size - 1, low + 1)
-    fraction = np.where(at_end, 0.0, clamped - low)
-    weights = np.zeros((len(points), size))
-    rows = np.arange(len(points))
-    np.add.at(weights, (rows, low), (1.0 - fraction) * inside)
-    np.add.at(weights, (rows, high), fraction * inside)
-    return weights
+def _product_rows(bins: int) -> int:
+    """Rows the weight matrices of ``bins`` bins get: one zero row more where that makes a
+    multiple of 4 (7 -> 8), the block OpenBLAS's float64 kernels work in; an 8-row product
+    takes less time than a 7-row one."""
+    return bins + 1 if bins % 4 == 3 else bins
+
+
+def _axis_weights(starts: np.ndarray, lengths: np.ndarray, bins: int, sampling_ratio: int, size: int):
+    """``(R, B, size)``: per RoI and bin, the mean over the bin's samples along one axis of
+    their bilinear weights on the ``size`` cells of that axis; ``B = _product_rows(bins)``, the
+    rows past ``bins`` zero. RoIAlign is separable -- a bin is ``rows[i] @ map @ columns[j]``
+    with these weights -- so the samples of all RoIs are weighed here at once, at the points of
+    :func:`sample_grid` (the same arithmetic, bit for bit).
+
+    A sample below -1 or above ``size`` weighs 0; one in ``[-1, 0)`` reads cell 0; one at or
+    beyond the last cell reads the last cell (the kernels' rule, ``roi.align.outside``). Samples
+    farther off the map than that are not generated at all, so a RoI much larger than the map
+    costs no more than one its size, whatever its adaptive sample count.
+    """
+    count, rows = len(starts), _product_rows(bins)
+    bin_sizes = lengths / bins
+    samples = np.full(count, float(sampling_ratio)) if sampling_ratio > 0 else np.ceil(bin_sizes)
+    n, start, bin_size = samples[:, None], starts[:, None], bin_sizes[:, None]
+    # sample k of bin i sits at start + bin_size (i + (k + 0.5) / n): the k within reach of
+    # [-1, size], widened by 2 against rounding (the weights below are exact either way)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        low = n * ((-1.0 - start) / bin_size - np.arange(bins)) - 0.5
+        high = n * ((size - start) / bin_size - np.arange(bins)) - 0.5
+    flat = bin_size == 0  # a zero-length side: every sample at one point, take them all
+    first = np.clip(np.where(flat, 0.0, np.ceil(low) - 2), 0, n)
+    last = np.clip(np.where(flat, n - 1, np.floor(high) + 2), -1, n - 1)
+    per_bin = np.maximum(last - first + 1, 0).astype(np.int64).ravel()
+    owner = np.repeat(np.arange(count * bins), per_bin)  # roi * bins + bin, per sample
+    k = np.arange(owner.size) - np.repeat(np.cumsum(per_bin) - per_bin - first.ravel(), per_bin)
+    roi, bin_of = np.divmod(owner, bins)
+    points = starts[roi] + bin_sizes[roi] * (bin_of + (k + 0.5) / samples[roi])
+    inside = (points >= -1.0) & (points <= size)
+    clamped = np.clip(points, 0.0, size)
+    below = np.floor(clamped)
+    at_end = below >= size - 1
+    below = np.where(at_end, size - 1, below)
+    fraction = np.where(at_end, 0.0, clamped - below)
+    above = np.where(at_end, below, below + 1)
+    cells = ((roi * rows + bin_of) * size)[:, None] + np.stack([below, above], 1).astype(np.int64)
+    weights = np.stack([(1.0 - fraction) * inside, fraction * inside], 1)
+    total = np.bincount(cells.ravel(), weights.ravel(), minlength=count * rows * size)
+    return total.reshape(count, rows, size) / np.maximum(samples, 1.0)[:, None, None]
+
+
+def _support(weights: np.ndarray) -> tuple[list[int], list[int]]:
+    """Per RoI, the first and one-past-the-last cell with a non-zero weight (``0, 0`` if none)."""
+    used = weights.any(axis=1)
+    touched = used.any(axis=1)
+    first = np.where(touched, used.argmax(axis=1), 0)
+    end = np.where(touched, used.shape[1] - used[:, ::-1].argmax(axis=1), 0)
+    return first.tolist(), end.tolist()
 
 
 def roi_align(
@@ -143,30 +187,54 @@ def roi_align(
     on a regular grid (:func:`sample_grid`), with no quantisation. Feature cell ``(i, j)`` sits at
     continuous coordinate ``(j, i)``; ``aligned=True`` shifts the RoI by −0.5 cell so that cell
     ``(i, j)`` sits at ``(j + 0.5, i + 0.5)``, the pixel-centre model. Without ``aligned``, RoI
-    sides shorter than one cell are widened to one cell (Mask R-CNN's original kernel)."""
+    sides shorter than one cell are widened to one cell (Mask R-CNN's original kernel).
+
+    Preconditions: RoIs are valid boxes (``x1 <= x2``, ``y1 <= y2``) within ``±1e150`` before
+    and after scaling; ``output_size`` two integers >= 1; ``sampling_ratio`` an integer >= 0
+    (0: ``ceil(side / bins)`` samples per bin side, at most :data:`MAX_ADAPTIVE_SAMPLES`).
+
+    Bilinear interpolation is separable, so bin ``(i, j)`` of RoI ``r`` is ``rows[r, i] @ map @
+    columns[r, j]`` with the averaged sample weights of :func:`_axis_weights`; per RoI that is
+    two stacks of small matrix products over the window of cells its samples touch, in
+    whichever order takes fewer multiplications.
+    """
     features, rois, (ph, pw), scale = _check_pooling_inputs(features, rois, output_size, spatial_scale)
     sampling_ratio = check_integer(sampling_ratio, "sampling_ratio")
     channels, height, width = features.shape
-    channels_last = np.ascontiguousarray(features.transpose(1, 2, 0))  # (H, W, C): large GEMMs
-    output = np.zeros((len(rois), channels, ph, pw))
-    for r, roi in enumerate(rois):
-        ys, xs = align_sample_points(roi, (ph, pw), scale, sampling_ratio, aligned)
-        if ys.shape[1] == 0 or xs.shape[1] == 0:
-            continue  # an adaptive grid of a zero-size RoI has no sample: the bins are 0
-        # bilinear interpolation is separable: average the row and the column weights per bin
-        row_weights = bilinear_weights(ys.ravel(), height).reshape(ph, -1, height).mean(axis=1)
-        column_weights = bilinear_weights(xs.ravel(), width).reshape(pw, -1, width).mean(axis=1)
-        # only the rows and columns some sample touches: (ph, h) x (h, w, C) x (w, pw)
-        used_rows = np.flatnonzero(row_weights.any(axis=0))
-        used_columns = np.flatnonzero(column_weights.any(axis=0))
-        if used_rows.size and used_columns.size:
-            top, bottom = used_rows[0], used_rows[-1] + 1
-            left, right = used_columns[0], used_columns[-1] + 1
-            window = channels_last[top:bottom, left:right]  # (h, w, C)
-            by_row = np.tensordot(row_weights[:, top:bottom], window, axes=1)  # (ph, w, C)
-            pooled = np.tensordot(column_weights[:, left:right], by_row, axes=([1], [1]))  # (pw, ph, C)
-            output[r] = pooled.transpose(2, 1, 0)
-    return output
+    boxes = rois * scale - (0.5 if aligned else 0.0)
+    widths, heights = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    if not aligned:
+        widths, heights = np.maximum(widths, 1.0), np.maximum(heights, 1.0)
+    if sampling_ratio == 0:
+        samples = np.maximum(np.ceil(widths / pw), np.ceil(heights / ph))
+        if np.any(samples > MAX_ADAPTIVE_SAMPLES):
+            row = int(np.argmax(samples))
+            raise ValueError(
+                f"rois: row {row} {rois[row].tolist()} would take {samples[row]:g} adaptive samples "
+                f"per bin side (sampling_ratio=0), more than 2**52; pass a sampling_ratio > 0"
+            )
+    rows = _axis_weights(boxes[:, 1], heights, ph, sampling_ratio, height)  # (R, qh, H)
+    columns = _axis_weights(boxes[:, 0], widths, pw, sampling_ratio, width)  # (R, qw, W)
+    (tops, bottoms), (lefts, rights) = _support(rows), _support(columns)
+    qh, qw = rows.shape[1], columns.shape[1]
+    channels_last = np.ascontiguousarray(features.transpose(1, 2, 0))  # (H, W, C)
+    output = np.zeros((len(rois), ph, qw, channels))
+    for r in range(len(rois)):
+        top, bottom, left, right = tops[r], bottoms[r], lefts[r], rights[r]
+        if bottom == top or right == left:
+            continue  # no sample on the map (or none at all): the bins are 0
+        window = channels_last[top:bottom, left:right]  # (h, w, C), a view
+        h, w = bottom - top, right - left
+        # (bins x cells) @ (cells x C) per row or column of the window: products this small stay
+        # single-threaded in OpenBLAS, whose threads cost more than they save here (and stall
+        # when the other cores are busy)
+        if w * (h + qw) * qh <= h * (w + qh) * qw:  # rows first: (w, qh, C), then (ph, qw, C)
+            by_row = np.matmul(rows[r, :, top:bottom], window.transpose(1, 0, 2))
+            np.matmul(columns[r, :, left:right], by_row.transpose(1, 0, 2)[:ph], out=output[r])
+        else:  # columns first: (h, qw, C), then (pw, ph, C)
+            by_column = np.matmul(columns[r, :, left:right], window).transpose(1, 0, 2)[:pw]
+            np.matmul(rows[r, :ph, top:bottom], by_column, out=output[r, :, :pw].transpose(1, 0, 2))
+    return output[:, :, :pw].transpose(0, 3, 1, 2)
 
 
 def fpn_levels(rois, k_min: int, k_max: int) -> np.ndarray:

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from detspec.reference import roi_pooling as pool
 from detspec.reference import roi_targets as ref
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 GT = np.array([[0.0, 0.0, 100.0, 100.0]])
 
@@ -134,6 +136,108 @@ def test_roi_align_by_hand():
     assert pool.roi_align(features, [[0.5, 0.5, 1.5, 1.5]], (1, 1), 1.0, 1, True)[0, 0, 0, 0] == 1.5
     # wholly outside the map: 0
     assert pool.roi_align(features, [[10.0, 10, 12, 12]], (1, 1), 1.0, 2, False)[0, 0, 0, 0] == 0
+
+
+def _sample_weights(points: np.ndarray, size: int) -> np.ndarray:
+    """``(n, size)`` bilinear weights of 1-D sample points, one row per point, the kernels' rule:
+    below -1 or above ``size`` reads 0, ``[-1, 0)`` reads cell 0, the last cell and beyond read
+    the last cell."""
+    inside = ((points >= -1.0) & (points <= size)).astype(np.float64)
+    clamped = np.maximum(points, 0.0)
+    low = np.floor(clamped).astype(np.int64)
+    at_end = low >= size - 1
+    low = np.where(at_end, size - 1, low)
+    high = np.where(at_end, size - 1, low + 1)
+    fraction = np.where(at_end, 0.0, clamped - low)
+    weights = np.zeros((len(points), size))
+    rows = np.arange(len(points))
+    np.add.at(weights, (rows, low), (1.0 - fraction) * inside)
+    np.add.at(weights, (rows, high), fraction * inside)
+    return weights
+
+
+def _roi_align_one_roi_at_a_time(features, rois, output_size, spatial_scale, sampling_ratio, aligned):
+    """The previous reference: per RoI, the sample points of :func:`pool.align_sample_points`,
+    one dense weight row per sample, averaged per bin, contracted with the map. Slow and plain:
+    the oracle of the vectorised :func:`pool.roi_align`."""
+    channels, height, width = features.shape
+    ph, pw = output_size
+    output = np.zeros((len(rois), channels, ph, pw))
+    for r, roi in enumerate(rois):
+        ys, xs = pool.align_sample_points(roi, (ph, pw), spatial_scale, sampling_ratio, aligned)
+        if ys.shape[1] == 0 or xs.shape[1] == 0:
+            continue
+        row_weights = _sample_weights(ys.ravel(), height).reshape(ph, -1, height).mean(axis=1)
+        column_weights = _sample_weights(xs.ravel(), width).reshape(pw, -1, width).mean(axis=1)
+        output[r] = np.einsum("ih,chw,jw->cij", row_weights, features, column_weights)
+    return output
+
+
+@st.composite
+def _align_inputs(draw):
+    """A random map and RoIs of every kind, in cells: inside, across the border, wholly outside,
+    narrower than a cell, empty, and many times larger than the map."""
+    channels, height, width = draw(st.integers(1, 3)), draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    rois = []
+    for _ in range(draw(st.integers(0, 6))):
+        kind = draw(st.sampled_from(["inside", "border", "outside", "tiny", "empty", "huge"]))
+        x1, y1 = rng.uniform(-2, width + 1), rng.uniform(-2, height + 1)
+        side = {"tiny": 0.3, "empty": 0.0, "huge": 400.0}.get(kind, max(height, width))
+        w, h = rng.uniform(0, side), rng.uniform(0, side)
+        if kind == "empty":
+            h = rng.uniform(0, max(height, width))
+        if kind == "outside":
+            x1 += (width + 3) * draw(st.sampled_from([-1, 1]))
+        if kind == "huge":
+            x1, y1 = -rng.uniform(0, 300), -rng.uniform(0, 300)
+        rois.append([x1, y1, x1 + w, y1 + h])
+    stride = draw(st.sampled_from([1.0, 4.0, 16.0, 0.5]))
+    grid = draw(st.booleans())  # quarter cells: samples land exactly on cell borders
+    cells = np.asarray(rois, dtype=np.float64).reshape(-1, 4)
+    if grid:
+        cells = np.round(cells * 4) / 4
+    return {
+        "features": rng.normal(size=(channels, height, width)),
+        "rois": cells * stride,
+        "output_size": (draw(st.integers(1, 8)), draw(st.integers(1, 8))),
+        "spatial_scale": 1 / stride,
+        "sampling_ratio": draw(st.integers(0, 3)),
+        "aligned": draw(st.booleans()),
+    }
+
+
+@given(_align_inputs())
+@example(
+    {
+        "features": np.arange(12.0).reshape(1, 3, 4),
+        "rois": np.array([[-1.0, -1, 5, 4], [3.0, 2, 3, 2], [-20.0, -20, -10, -10], [0.0, 0, 1000, 1000]]),
+        "output_size": (7, 7),
+        "spatial_scale": 1.0,
+        "sampling_ratio": 0,
+        "aligned": False,
+    }
+)
+def test_vectorised_roi_align_equals_the_per_roi_computation(inputs):
+    expected = _roi_align_one_roi_at_a_time(**inputs)
+    actual = pool.roi_align(**inputs)
+    assert actual.shape == expected.shape
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-12 * (1 + np.abs(inputs["features"]).max()))
+
+
+def test_roi_align_at_the_paper_scale_equals_the_per_roi_computation():
+    """512 RoIs of every size on a 37 x 62 map (the benchmark's scale), both alignments."""
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(4, 37, 62))
+    corners = rng.uniform(-200, 1100, size=(512, 2))
+    sizes = np.exp(rng.uniform(np.log(1), np.log(1200), size=(512, 2)))
+    rois = np.concatenate([corners, corners + sizes], axis=1)
+    for aligned, ratio in ((False, 2), (True, 0)):
+        expected = _roi_align_one_roi_at_a_time(features, rois, (7, 7), 1 / 16, ratio, aligned)
+        np.testing.assert_allclose(
+            pool.roi_align(features, rois, (7, 7), 1 / 16, ratio, aligned), expected, atol=1e-12
+        )
 
 
 def test_fpn_levels_at_and_around_the_boundaries():

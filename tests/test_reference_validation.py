@@ -292,6 +292,16 @@ def test_scaled_rois_must_stay_in_range():
     _rejects(
         lambda: pool.roi_align(FEATURES, HUGE, (2, 2), 2.0), r"^spatial_scale: rois \* spatial_scale leaves"
     )
+    assert pool.roi_align(FEATURES, HUGE, (2, 2), 1.0, 2).shape == (1, 1, 2, 2)
+
+
+def test_adaptive_sampling_of_an_astronomical_roi_is_rejected_and_a_huge_one_is_cheap():
+    rois = np.array([[0.0, 0.0, 1e17, 1e17]])
+    _rejects(lambda: pool.roi_align(FEATURES, rois, (7, 7), 1.0, 0), r"^rois: row 0 .* adaptive samples")
+    assert np.isfinite(pool.roi_align(FEATURES, rois, (7, 7), 1.0, 2)).all()
+    # 1e12 cells: 1.4e11 samples per bin, of which only those near the map are generated
+    pooled = pool.roi_align(np.ones((1, 4, 4)), [[0.0, 0.0, 1e12, 1e12]], (2, 2), 1.0, 0)
+    assert 0 < pooled[0, 0, 0, 0] < 1e-9 and pooled[0, 0, 1, 1] == 0
 
 
 # --- complex and non-numeric input ------------------------------------------------------------
