@@ -5,6 +5,9 @@ around it.
     the conformance suite against one implementation; writes ``DIR/<name>.json`` and ``.html``.
 ``detspec update-expectations REPORT.json [-o FILE]``
     a draft expectations file from a report's failures, for a human to finish (reasons, models).
+``detspec fingerprint --impl NAME|PKG.MOD:FACTORY``
+    which value of each convention the implementation follows, declared against observed, and a
+    ``Conventions(...)`` line to start an adapter from.
 ``detspec list``
     the built-in implementations and whether their libraries are installed.
 
@@ -118,6 +121,29 @@ def update_expectations(args: argparse.Namespace) -> int:
     return 0
 
 
+def fingerprint_command(args: argparse.Namespace) -> int:
+    from detspec.conformance.fingerprint import fingerprint, suggested_conventions
+    from detspec.conformance.loader import ImplementationSpecError, open_implementation
+
+    try:
+        impl = open_implementation(args.impl, 20.0)
+    except ImplementationSpecError as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        return 4
+    try:
+        observations = fingerprint(impl)
+    finally:
+        impl.close()
+    print(f"{impl.name} ({impl.version})")
+    for o in observations:
+        verdict = "?" if o.observed is None else ("ok" if o.agrees else "MISMATCH")
+        observed = o.observed or "-"
+        columns = f"{o.convention:<24} declared {o.declared:<14} observed {observed:<14} {verdict:<8}"
+        print(f"  {columns} {o.evidence}")
+    print(suggested_conventions(observations))
+    return 1 if any(not o.agrees for o in observations) else 0
+
+
 def list_implementations(_args: argparse.Namespace) -> int:
     for name, target in BUILTIN.items():
         module = target.partition(":")[0]
@@ -144,6 +170,8 @@ def parser() -> argparse.ArgumentParser:
     update = commands.add_parser("update-expectations", help="draft expectations from a report's failures")
     update.add_argument("report", help="a report JSON written by `detspec run`")
     update.add_argument("-o", "--output", help="write the draft here instead of to stdout")
+    fingerprint = commands.add_parser("fingerprint", help="which conventions an implementation follows")
+    fingerprint.add_argument("--impl", required=True, help="a built-in name or package.module:factory")
     commands.add_parser("list", help="the built-in implementations")
     return top
 
@@ -159,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         return run(args, extra)
     if args.command == "update-expectations":
         return update_expectations(args)
+    if args.command == "fingerprint":
+        return fingerprint_command(args)
     return list_implementations(args)
 
 

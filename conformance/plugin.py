@@ -72,6 +72,7 @@ PROFILES = ("dev", "ci", "thorough")
 
 OUTCOME_KEY = "detspec_outcome"
 FIGURE_KEY = "detspec_figure"
+FINGERPRINT_KEY = "detspec_fingerprint"
 PROPERTY_NODE = re.compile(r"::test_property\[(?P<clause>[^:\]]+):(?P<property>[^\]]+)\]$")
 
 
@@ -268,6 +269,14 @@ def record_outcome(request: pytest.FixtureRequest):
 
 
 @pytest.fixture
+def record_fingerprint(request: pytest.FixtureRequest):
+    def record(observations: dict[str, dict]) -> None:
+        request.node.user_properties.append((FINGERPRINT_KEY, json.dumps(observations)))
+
+    return record
+
+
+@pytest.fixture
 def record_figure(request: pytest.FixtureRequest):
     def record(figure: dict[str, str]) -> None:
         request.node.user_properties.append((FIGURE_KEY, json.dumps(figure)))
@@ -285,6 +294,7 @@ class ReportCollector:
         self.config = config
         self.outcomes: dict[str, dict[str, Any]] = {}
         self.figures: list[dict[str, str]] = []
+        self.fingerprint: dict[str, dict] = {}
         self.report: dict[str, Any] | None = None
         self.paths: tuple[Path, ...] = ()
 
@@ -295,6 +305,8 @@ class ReportCollector:
                 self.outcomes[outcome["property"]] = outcome
             elif key == FIGURE_KEY and report.when == "call":
                 self.figures.append(json.loads(value))
+            elif key == FINGERPRINT_KEY and report.when == "call":
+                self.fingerprint = json.loads(value)
         match = PROPERTY_NODE.search(report.nodeid)
         if match and report.failed and match["property"] not in self.outcomes:
             text = str(report.longrepr).strip().splitlines()
@@ -314,8 +326,19 @@ class ReportCollector:
         else:
             header, problems = state.metadata, list(state.problems)
         properties = {p.name: p for p in all_properties()}
+        problems += [
+            f"convention {name}: declared {o['declared']!r}, the fingerprint observes {o['observed']!r} "
+            f"({o['evidence']})"
+            for name, o in self.fingerprint.items()
+            if o["observed"] is not None and o["observed"] != o["declared"]
+        ]
         self.report = build_report(
-            header, load_clauses(), properties, list(self.outcomes.values()), problems, self.figures
+            {**header, "fingerprint": self.fingerprint},
+            load_clauses(),
+            properties,
+            list(self.outcomes.values()),
+            problems,
+            self.figures,
         )
         self.paths = write_report(self.report, Path(self.config.getoption("detspec_report_dir")))
         if session.exitstatus == 0 and (

@@ -18,6 +18,7 @@ from detspec.conformance.figures import (
     proposal_stages,
     roi_align_grid,
 )
+from detspec.conformance.fingerprint import fingerprint, mismatches
 from detspec.conformance.report import clip
 from detspec.conformance.runner import evaluate
 from detspec.conformance.verdicts import Verdict
@@ -93,6 +94,15 @@ def test_figures(conformance, record_figure):
                     "caption": f"not drawn: {type(error).__name__}: {error}",
                 }
             )
+
+
+def test_declared_conventions_match_the_fingerprint(conformance, record_fingerprint):
+    """Each declared convention against the value a few discriminating calls observe
+    (``conformance/fingerprint.py``); a mismatch is a problem of the run."""
+    observations = fingerprint(conformance.impl)
+    record_fingerprint({o.convention: o.to_json() for o in observations})
+    wrong = mismatches(observations)
+    assert not wrong, "declared conventions the implementation does not follow:\n" + "\n".join(wrong)
 
 
 def test_expectations_are_consistent(conformance):

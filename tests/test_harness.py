@@ -394,3 +394,23 @@ def test_each_implementation_and_property_has_its_own_database_key():
     assert list(NamespacedDatabase(base, "reference/iou_is_symmetric").fetch(bytes([1]) * 48)) == [b"failure"]
     assert not list(NamespacedDatabase(base, "reference/iou_matches_formula").fetch(digest))
     assert not list(NamespacedDatabase(base, "torchvision/iou_is_symmetric").fetch(digest))
+
+
+class DeclaresCornerButCentres(ReferenceAdapter):
+    """Declares torchvision's corner anchor offset, computes centred anchors."""
+
+    def __init__(self) -> None:
+        super().__init__(Conventions(anchor_offset="corner"), name="declares-corner")
+
+    def grid_anchors(self, feature_sizes, strides, sizes, ratios):
+        return ReferenceAdapter().grid_anchors(feature_sizes, strides, sizes, ratios)
+
+
+def test_the_fingerprint_flags_a_wrong_declaration_and_agrees_with_honest_ones():
+    from detspec.conformance.fingerprint import fingerprint, mismatches
+
+    (wrong,) = mismatches(fingerprint(GuardedImplementation(DeclaresCornerButCentres())))
+    assert wrong.startswith("convention anchor_offset: declared 'corner', the fingerprint observes 'centre'")
+    for honest in (reference(), reference_legacy()):
+        observations = fingerprint(GuardedImplementation(honest))
+        assert not mismatches(observations) and all(o.observed for o in observations)

@@ -1,0 +1,325 @@
+"""Convention fingerprint: which value of each convention an implementation actually follows.
+
+For every field of :class:`~detspec.properties.interface.Conventions`, a probe makes a few
+discriminating calls (inputs on which the convention's values give different answers) and names
+the value the answers match, with the evidence. ``None`` means it cannot be told: the operation
+is not provided, it failed, or the answer matches no value (itself a finding, reported as such).
+The report shows declared against observed; a mismatch is a problem of the run, because a wrong
+declaration otherwise shows up only as scattered failures. ``detspec fingerprint --impl X``
+prints it for a new adapter, with a ``Conventions(...)`` line to start from.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+from detspec.properties.interface import Conventions, ImplementationFailure, NotProvided
+
+
+@dataclass(frozen=True)
+class Observation:
+    convention: str
+    declared: str
+    observed: str | None  # None: could not be told
+    evidence: str
+
+    @property
+    def agrees(self) -> bool:
+        return self.observed is None or self.observed == self.declared
+
+    def to_json(self) -> dict[str, Any]:
+        return {"declared": self.declared, "observed": self.observed, "evidence": self.evidence}
+
+
+class Undecided(Exception):
+    """The answers match no value of the convention (the message says what came back)."""
+
+
+Probe = Callable[[Any], tuple[str, str]]  # impl -> (value, evidence)
+PROBES: dict[str, Probe] = {}
+
+
+def probe(convention: str):
+    def register(function: Probe) -> Probe:
+        PROBES[convention] = function
+        return function
+
+    return register
+
+
+def _closest(value: float, candidates: dict[str, float], what: str, tolerance: float = 1e-3) -> str:
+    for name, expected in candidates.items():
+        if math.isclose(value, expected, rel_tol=tolerance, abs_tol=tolerance):
+            return name
+    raise Undecided(f"{what} = {value:.6g}, none of {candidates}")
+
+
+@probe("box_width")
+def _box_width(impl) -> tuple[str, str]:
+    area = float(impl.box_area(np.array([[0.0, 0.0, 10.0, 10.0]]))[0])
+    return _closest(area, {"continuous": 100.0, "legacy": 121.0}, "area of [0, 0, 10, 10]"), f"area {area:g}"
+
+
+@probe("dtype")
+def _dtype(impl) -> tuple[str, str]:
+    """IoU 2/7 of two 2 x 2 boxes overlapping by one: float32 and float64 round it differently."""
+    o = impl.conventions.width_offset  # two boxes 2 wide and high under the declared box width
+    value = float(
+        impl.box_iou(np.array([[0.0, 0.0, 2.0 - o, 2.0 - o]]), np.array([[1.0, 0.0, 3.0 - o, 2.0 - o]]))[0, 0]
+    )
+    exact = 1 / 3
+    if value == exact:
+        return "float64", f"IoU {value!r} (float64)"
+    if value == float(np.float32(2.0) / np.float32(6.0)):
+        return "float32", f"IoU {value!r} (float32)"
+    raise Undecided(f"IoU of two boxes sharing half their area is {value!r}")
+
+
+@probe("min_size_bound")
+def _min_size(impl) -> tuple[str, str]:
+    """A box whose sides are exactly min_size under the declared box width (the box_width probe
+    checks that declaration): kept by ``>=``, dropped by ``>``."""
+    side = 16.0 - impl.conventions.width_offset
+    kept = impl.remove_small_boxes(np.array([[0.0, 0.0, side, side]]), 16.0).tolist()
+    return (
+        "inclusive" if kept == [0] else "strict"
+    ), f"a box with sides of exactly min_size 16 is {'kept' if kept else 'dropped'}"
+
+
+@probe("decode_clamp")
+def _decode_clamp(impl) -> tuple[str, str]:
+    clamp = math.log(1000.0 / 16)
+    box = impl.decode_boxes(
+        np.array([[0.0, 0.0, 64.0, 64.0]]), np.array([[0.0, 0.0, -10.0, -10.0]]), (1, 1, 1, 1), clamp
+    )
+    width = float(box[0, 2] - box[0, 0]) + impl.conventions.width_offset
+    side = 64 + impl.conventions.width_offset
+    upper, symmetric = side * math.exp(-10), side * math.exp(-clamp)
+    value = _closest(width, {"upper": upper, "symmetric": symmetric}, "width after dw = -10", tolerance=1e-2)
+    return value, f"a 64-wide box with dw = -10 decodes {width:.3g} wide"
+
+
+def _one_cell(impl, sizes, ratios, stride=16.0) -> np.ndarray:
+    return impl.grid_anchors([[1, 1]], [[stride, stride]], [list(sizes)], [list(ratios)])
+
+
+@probe("anchor_offset")
+def _anchor_offset(impl) -> tuple[str, str]:
+    anchor = _one_cell(impl, [32.0], [1.0])[0]
+    centre = float(anchor[0] + anchor[2]) / 2
+    value = _closest(centre, {"corner": 0.0, "centre": 8.0, "legacy": 7.5}, "centre of cell 0 at stride 16")
+    return value, f"cell 0's anchor is centred at x = {centre:g}"
+
+
+@probe("anchor_rounding")
+def _anchor_rounding(impl) -> tuple[str, str]:
+    anchor = _one_cell(impl, [128.0], [0.5])[0]
+    width = float(anchor[2] - anchor[0])
+    candidates = {"none": 128 / math.sqrt(0.5), "round-corners": 182.0, "legacy": 183.0}
+    return _closest(width, candidates, "x2 - x1 of size 128, ratio 0.5", 1e-4), f"x2 - x1 = {width:g}"
+
+
+@probe("anchor_order")
+def _anchor_order(impl) -> tuple[str, str]:
+    anchors = _one_cell(impl, [32.0, 128.0], [0.25, 4.0])
+    widths = (anchors[:, 2] - anchors[:, 0]).tolist()
+    # ratio-major: (0.25, 32), (0.25, 128), (4, 32), (4, 128): widths 64, 256, 16, 64
+    first_two_same_ratio = widths[1] > widths[0] * 2
+    order = "ratio-major" if first_two_same_ratio else "size-major"
+    return order, f"widths {[round(w) for w in widths]} for sizes (32, 128) x ratios (0.25, 4)"
+
+
+@probe("rpn_border")
+def _rpn_border(impl) -> tuple[str, str]:
+    anchors = np.array([[-8.0, 0.0, 24.0, 32.0], [100.0, 100.0, 132.0, 132.0]])
+    gt = np.array([[-8.0, 0.0, 24.0, 32.0]])
+    labels = impl.match_anchors(anchors, gt, (200.0, 200.0), 0.7, 0.3).labels.tolist()
+    value = {1: "keep", -1: "ignore"}.get(int(labels[0]))
+    if value is None:
+        raise Undecided(f"an anchor crossing the border equal to a GT box is labelled {labels[0]}")
+    return value, f"an anchor crossing the left border, equal to the GT, is labelled {labels[0]}"
+
+
+def _loss_terms(result) -> tuple[float, float]:
+    return float(result.classification), float(result.regression)
+
+
+@probe("rpn_loss_normaliser")
+def _rpn_normaliser(impl) -> tuple[str, str]:
+    logits, sampled = np.zeros(4), np.array([1, 0, -1, -1])
+    deltas = targets = np.zeros((4, 4))
+    classification, _ = _loss_terms(impl.rpn_loss(logits, deltas, sampled, targets, 4))
+    # BCE of logit 0 is ln 2 for each of the two sampled anchors
+    candidates = {"sampled": math.log(2), "paper": 2 * math.log(2) / 256}
+    return _closest(classification, candidates, "classification loss"), f"classification {classification:.6g}"
+
+
+@probe("rpn_smooth_l1_beta")
+def _rpn_beta(impl) -> tuple[str, str]:
+    sampled = np.array([1])
+    _, regression = _loss_terms(
+        impl.rpn_loss(np.zeros(1), np.array([[0.05, 0, 0, 0]]), sampled, np.zeros((1, 4)), 1)
+    )
+    scale = _rpn_regression_scale(impl)
+    candidates = {"1/9": 0.5 * 0.05**2 * 9 * scale, "1": 0.5 * 0.05**2 * scale, "0": 0.05 * scale}
+    return _closest(
+        regression, candidates, "regression loss of one 0.05 error", 1e-3
+    ), f"regression {regression:.6g}"
+
+
+def _rpn_regression_scale(impl) -> float:
+    """The regression term's normaliser for one sampled positive at one location, by declaration."""
+    return 10.0 if impl.conventions.rpn_loss_normaliser == "paper" else 1.0
+
+
+@probe("proposal_pipeline")
+def _proposal_pipeline(impl) -> tuple[str, str]:
+    anchors = np.array([[0.0, 0.0, 16.0, 16.0], [100.0, 100.0, 116.0, 116.0]])
+    result = impl.generate_proposals(
+        anchors, np.array([2.0, 1.0]), np.zeros((2, 4)), np.array([0, 1]), (200.0, 200.0), 1, 10, 0.7, 0.0
+    )
+    count = len(result.scores)
+    value = {2: "per-level", 1: "global"}.get(count)
+    if value is None:
+        raise Undecided(f"{count} proposals from two levels with pre-NMS top 1")
+    return value, f"{count} proposals from one anchor on each of two levels, pre-NMS top 1"
+
+
+@probe("proposal_min_size_stage")
+def _proposal_min_size_stage(impl) -> tuple[str, str]:
+    anchors = np.array([[0.0, 0.0, 4.0, 4.0], [100.0, 100.0, 132.0, 132.0]])
+    result = impl.generate_proposals(
+        anchors,
+        np.array([2.0, 1.0]),
+        np.zeros((2, 4)),
+        np.zeros(2, np.int64),
+        (200.0, 200.0),
+        1,
+        10,
+        0.7,
+        16.0,
+    )
+    count = len(result.scores)
+    value = {0: "after-top-n", 1: "before-top-n"}.get(count)
+    if value is None:
+        raise Undecided(f"{count} proposals")
+    return value, f"{count} proposals when the best anchor is below min size and pre-NMS top is 1"
+
+
+_SAMPLE = dict(
+    num_classes=2, positive_fraction=0.25, fg_threshold=0.5, bg_high=0.5, bg_low=0.0, weights=(1, 1, 1, 1)
+)
+
+
+@probe("roi_gt_candidates")
+def _roi_gt_candidates(impl) -> tuple[str, str]:
+    sample = impl.sample_rois(
+        proposals=np.zeros((0, 4)), gt_boxes=np.array([[10.0, 10.0, 50.0, 50.0]]), gt_labels=_gt_label(impl),
+        batch_size=8, seed=0, **_SAMPLE,
+    )  # fmt: skip
+    count = len(sample.boxes)
+    return ("added" if count else "not-added"), f"{count} RoIs from no proposal and one GT box"
+
+
+def _gt_label(impl) -> np.ndarray:
+    return np.array([1 if impl.conventions.roi_background_label == "zero" else 0])
+
+
+@probe("roi_fill")
+def _roi_fill(impl) -> tuple[str, str]:
+    proposals = np.array([[100.0, 100.0, 140.0, 140.0]])  # one background candidate
+    sample = impl.sample_rois(
+        proposals=proposals, gt_boxes=np.array([[10.0, 10.0, 50.0, 50.0]]), gt_labels=_gt_label(impl),
+        batch_size=8, seed=0, **_SAMPLE,
+    )  # fmt: skip
+    count = len(sample.boxes)
+    return (
+        "repeat-negatives" if count == 8 else "shorter"
+    ), f"{count} RoIs with batch 8 from 1 GT and 1 background"
+
+
+@probe("roi_background_label")
+def _roi_background_label(impl) -> tuple[str, str]:
+    sample = impl.sample_rois(
+        proposals=np.array([[100.0, 100.0, 140.0, 140.0]]), gt_boxes=np.array([[10.0, 10.0, 50.0, 50.0]]),
+        gt_labels=_gt_label(impl), batch_size=8, seed=0, **_SAMPLE,
+    )  # fmt: skip
+    far = [int(label) for box, label in zip(sample.boxes, sample.labels, strict=True) if box[0] >= 100]
+    if not far:
+        raise Undecided("the background proposal was not sampled")
+    value = {0: "zero", 2: "num-classes"}.get(far[0])
+    if value is None:
+        raise Undecided(f"a background RoI labelled {far[0]} with 2 classes")
+    return value, f"a background RoI is labelled {far[0]} (2 object classes)"
+
+
+@probe("roi_background_low")
+def _roi_background_low(impl) -> tuple[str, str]:
+    proposals = np.array([[11.0, 10.0, 51.0, 50.0], [45.0, 10.0, 85.0, 50.0]])  # IoU 0.95 and ~0.07
+    try:
+        sample = impl.sample_rois(
+            proposals=proposals, gt_boxes=np.array([[10.0, 10.0, 50.0, 50.0]]), gt_labels=_gt_label(impl),
+            batch_size=8, seed=0, **{**_SAMPLE, "bg_low": 0.1},
+        )  # fmt: skip
+    except ImplementationFailure as error:
+        return "zero-only", f"bg_low = 0.1 refused: {error.message[:120]}"
+    low = [box for box in sample.boxes.tolist() if box[0] == 45.0]
+    return (
+        "zero-only" if low else "parameter"
+    ), f"a RoI of IoU 0.07 is {'' if low else 'not '}sampled with bg_low 0.1"
+
+
+@probe("roi_smooth_l1_beta")
+def _roi_beta(impl) -> tuple[str, str]:
+    label = int(_gt_label(impl)[0])
+    logits = np.zeros((1, 3))
+    boxes = np.zeros((1, 12))
+    boxes[0, 4 * label] = 0.05
+    _, regression = _loss_terms(impl.fast_rcnn_loss(logits, boxes, np.array([label]), np.zeros((1, 4))))
+    candidates = {"1/9": 0.5 * 0.05**2 * 9, "1": 0.5 * 0.05**2, "0": 0.05}
+    return _closest(regression, candidates, "box loss of one 0.05 error"), f"box loss {regression:.6g}"
+
+
+def fingerprint(impl) -> list[Observation]:
+    """Every convention, declared against observed."""
+    observations = []
+    for item in fields(Conventions):
+        declared = getattr(impl.conventions, item.name)
+        function = PROBES.get(item.name)
+        if function is None:
+            observations.append(Observation(item.name, declared, None, "no probe"))
+            continue
+        try:
+            value, evidence = function(impl)
+        except NotProvided as missing:
+            observations.append(Observation(item.name, declared, None, f"not provided: {missing}"))
+            continue
+        except Undecided as error:
+            observations.append(Observation(item.name, declared, None, f"matches no value: {error}"))
+            continue
+        except ImplementationFailure as error:
+            observations.append(
+                Observation(item.name, declared, None, f"the probe failed: {error.message[:160]}")
+            )
+            continue
+        observations.append(Observation(item.name, declared, value, evidence))
+    return observations
+
+
+def mismatches(observations: list[Observation]) -> list[str]:
+    return [
+        f"convention {o.convention}: declared {o.declared!r}, the fingerprint observes {o.observed!r} "
+        f"({o.evidence})"
+        for o in observations
+        if not o.agrees
+    ]
+
+
+def suggested_conventions(observations: list[Observation]) -> str:
+    """A ``Conventions(...)`` line with every observed value, for a new adapter to start from."""
+    values = [f"{o.convention}={o.observed!r}" for o in observations if o.observed is not None]
+    return "Conventions(" + ", ".join(values) + ")"
