@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PY := $(VENV)/bin/python
 IMPL ?= torchvision
 
-.PHONY: report test controls bench lint clean
+.PHONY: report matrix test controls bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 
 report: $(STAMP)
 	$(PY) -m pytest conformance --detspec-impl $(IMPL) --detspec-report-dir reports -q
+
+matrix: $(STAMP)
+	$(VENV)/bin/detspec matrix --report-dir reports
 
 test: $(STAMP)
 	$(PY) -m pytest -n auto -q

@@ -5,6 +5,9 @@ around it.
     the conformance suite against one implementation; writes ``DIR/<name>.json`` and ``.html``.
 ``detspec update-expectations REPORT.json [-o FILE]``
     a draft expectations file from a report's failures, for a human to finish (reasons, models).
+``detspec matrix [--report-dir DIR] [--impl NAME ...] [-j N]``
+    every built-in implementation side by side: ``DIR/index.{json,html}`` and the per-implementation
+    reports, counterexamples cross-replayed (``conformance/matrix.py``).
 ``detspec fingerprint --impl NAME|PKG.MOD:FACTORY``
     which value of each convention the implementation follows, declared against observed, and a
     ``Conventions(...)`` line to start an adapter from.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -170,6 +174,12 @@ def parser() -> argparse.ArgumentParser:
     update = commands.add_parser("update-expectations", help="draft expectations from a report's failures")
     update.add_argument("report", help="a report JSON written by `detspec run`")
     update.add_argument("-o", "--output", help="write the draft here instead of to stdout")
+    matrix = commands.add_parser("matrix", help="every built-in implementation side by side")
+    matrix.add_argument("--report-dir", default="reports", type=Path)
+    matrix.add_argument("--impl", action="append", choices=list(BUILTIN), help="only these (repeatable)")
+    matrix.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 2)
+    matrix.add_argument("--profile", choices=("dev", "ci", "thorough"), default="dev")
+    matrix.add_argument("--timeout", type=float, default=900.0, help="seconds one implementation may take")
     fingerprint = commands.add_parser("fingerprint", help="which conventions an implementation follows")
     fingerprint.add_argument("--impl", required=True, help="a built-in name or package.module:factory")
     commands.add_parser("list", help="the built-in implementations")
@@ -189,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         return update_expectations(args)
     if args.command == "fingerprint":
         return fingerprint_command(args)
+    if args.command == "matrix":
+        from detspec.conformance.matrix import ORDER, run_matrix
+
+        names = args.impl or [n for n in ORDER if n in BUILTIN]
+        return run_matrix(args.report_dir, names, args.jobs, args.profile, args.timeout)
     return list_implementations(args)
 
 

@@ -45,8 +45,13 @@ def provides(adapter: Any, operation: str) -> bool:
     return callable(getattr(adapter, operation, None))
 
 
+#: Optional adapter methods besides the operations: ``repro_snippet(operation, arguments)`` returns
+#: Python code that reproduces one call with the implementation's own API (for the reports).
+EXTRA_METHODS = ("repro_snippet",)
+
+
 def provided_operations(adapter: Any) -> frozenset[str]:
-    return frozenset(op for op in OPERATIONS if provides(adapter, op))
+    return frozenset(op for op in (*OPERATIONS, *EXTRA_METHODS) if provides(adapter, op))
 
 
 def check_timeout(value: Any) -> float:
@@ -156,6 +161,7 @@ class GuardedImplementation:
         self.facts: dict[str, Any] = dict(getattr(self.caller, "facts", {}))
         self.expectations_name: str = getattr(self.caller, "expectations_name", self.name)
         self.timeout_s = check_timeout(timeout_s)
+        self.spec: str | None = None  # how --detspec-impl named it, when opened from a spec
         self._recording: Recording | None = None
 
     @property
@@ -179,6 +185,18 @@ class GuardedImplementation:
             yield self._recording
         finally:
             self._recording = None
+
+    def repro_snippet(self, operation: str, arguments: dict[str, Any]) -> str | None:
+        """The adapter's own snippet reproducing one call, if it writes them (else ``None``)."""
+        if not self.provides("repro_snippet"):
+            return None
+        try:
+            snippet = self.caller.call(
+                "repro_snippet", {"operation": operation, "arguments": arguments}, self.timeout_s
+            )
+        except Exception:
+            return None
+        return snippet if isinstance(snippet, str) else None
 
     def __getattr__(self, operation: str):
         if operation not in OPERATIONS:

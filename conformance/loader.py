@@ -115,9 +115,12 @@ def open_implementation(spec: str, timeout_s: float, isolate: bool | None = None
     if isolate is None:
         isolate = spec not in IN_PROCESS
     if not isolate:
-        return GuardedImplementation(load_adapter(spec), timeout_s)
-    try:
-        caller = WorkerCaller(spec)
-    except WorkerStartError as error:
-        raise ImplementationSpecError(str(error)) from None
-    return GuardedImplementation(timeout_s=timeout_s, caller=caller)
+        impl = GuardedImplementation(load_adapter(spec), timeout_s)
+    else:
+        try:
+            caller = WorkerCaller(spec)
+        except WorkerStartError as error:
+            raise ImplementationSpecError(str(error)) from None
+        impl = GuardedImplementation(timeout_s=timeout_s, caller=caller)
+    impl.spec = spec
+    return impl

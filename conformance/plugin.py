@@ -84,6 +84,7 @@ class ConformanceContext:
     properties: dict[str, Property]
     profile: str
     seed: int | str
+    replay_input: dict[str, Any] | None = None  # --detspec-input
 
     def header(self, profile_settings: settings) -> dict[str, Any]:
         return implementation_header(self.impl, self.expectations, self.profile, self.seed, profile_settings)
@@ -142,6 +143,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run the adapter in a worker process (auto: all but the reference; off to debug)",
     )
     group.addoption("--detspec-profile", choices=PROFILES, default=None, help="Hypothesis profile")
+    group.addoption(
+        "--detspec-input",
+        default=None,
+        help="replay this one input (JSON, or @file.json) on the selected property instead of searching",
+    )
     parser.addini("detspec_default_impl", "implementation when --detspec-impl is not given (a checkout's)")
 
 
@@ -166,6 +172,21 @@ def _seed(config: pytest.Config) -> int | str:
         return config.workerinput["detspec_seed"]
     chosen = config.getoption("hypothesis_seed", default=None)
     return int(chosen) if chosen is not None else random.getrandbits(32)
+
+
+def _replay_input(config: pytest.Config) -> dict[str, Any] | None:
+    text = config.getoption("detspec_input")
+    if text is None:
+        return None
+    try:
+        if text.startswith("@"):
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        data = json.loads(text)
+    except (OSError, ValueError) as error:
+        raise pytest.UsageError(f"--detspec-input: not a JSON input ({error})") from None
+    if not isinstance(data, dict):
+        raise pytest.UsageError("--detspec-input: expected a JSON object of the property's fields")
+    return data
 
 
 def _isolation(config: pytest.Config) -> bool | None:
@@ -236,7 +257,9 @@ class _State:
         else:  # only built-ins pick up shipped expectations implicitly
             path = expectations_path(impl.expectations_name) if spec in BUILTIN else None
         expectations = load_expectations(path, set(clauses), properties, impl.facts)
-        self.context = ConformanceContext(impl, expectations, clauses, properties, self.profile, self.seed)
+        self.context = ConformanceContext(
+            impl, expectations, clauses, properties, self.profile, self.seed, _replay_input(self.config)
+        )
         return self.context
 
     def release_implementation(self) -> None:

@@ -151,6 +151,17 @@ def render_html(report: dict[str, Any], spec_href: str = "../spec") -> str:
                 f"<p><b>Expected</b> <code>{_json_block(outcome.get('expected'))}</code> "
                 f"<b>actual</b> <code>{_json_block(outcome.get('actual'))}</code></p>"
             )
+        snippet = outcome.get("extra", {}).get("repro", {})
+        if snippet.get("snippet"):
+            operation = html.escape(snippet.get("operation", ""))
+            details.append(
+                f"<p><b>Reproduce with the implementation's own API</b> ({operation})</p>"
+                f"<pre class='repro'>{html.escape(snippet['snippet'])}</pre>"
+            )
+        if snippet.get("command"):
+            details.append(
+                f"<p><b>Replay through detspec</b></p><pre>{html.escape(snippet['command'])}</pre>"
+            )
         picture = outcome.get("extra", {}).get("picture")
         if picture:
             details.append(

@@ -264,6 +264,40 @@ def replay_witness(prop: Property, impl: GuardedImplementation, deviation: Devia
     )
 
 
+def replay_input(
+    prop: Property, impl: GuardedImplementation, data: dict[str, Any], deviation: Deviation | None
+) -> Outcome:
+    """Run one given input (``--detspec-input``) once: ``pass``, ``fail`` with its code, or
+    ``deviates`` when the implementation's documented deviation explains the failure."""
+    blocked = not_runnable(prop, impl)
+    if blocked:
+        return blocked
+    example = prop.from_jsonable(data)
+    with impl.recording() as recording:
+        try:
+            prop.run(impl, example)
+        except PropertyFailure as error:
+            explained = (
+                deviation is not None
+                and explained_by(deviation, error, recording, impl.conventions.dtype) is None
+            )
+            return Outcome(
+                prop.name,
+                prop.clause,
+                Verdict.DEVIATES if explained else Verdict.FAIL,
+                examples=1,
+                code=error.code,
+                message=error.message,
+                minimal_input=data,
+                expected=error.expected,
+                actual=error.actual,
+                reason=deviation.reason if explained and deviation else None,
+            )
+        except Exception as error:
+            return _failure_outcome(prop, error, example, 1)
+    return Outcome(prop.name, prop.clause, Verdict.PASS, examples=1, minimal_input=data)
+
+
 def evaluate(
     prop: Property,
     impl: GuardedImplementation,

@@ -20,7 +20,8 @@ from detspec.conformance.figures import (
 )
 from detspec.conformance.fingerprint import fingerprint, mismatches
 from detspec.conformance.report import clip
-from detspec.conformance.runner import evaluate
+from detspec.conformance.repro import repro
+from detspec.conformance.runner import evaluate, replay_input
 from detspec.conformance.verdicts import Verdict
 from detspec.properties.registry import all_properties
 from hypothesis import settings
@@ -43,21 +44,34 @@ def _describe(outcome) -> str:
 @pytest.mark.parametrize("prop", PROPERTIES, ids=[f"{p.clause}:{p.name}" for p in PROPERTIES])
 def test_property(prop, conformance, record_outcome):
     impl = conformance.impl
-    outcome = evaluate(
-        prop,
-        impl,
-        conformance.expectations.for_property(prop),
-        settings.default,
-        settings.default.database,
-        None if isinstance(conformance.seed, str) else conformance.seed,
-    )
-    if outcome.status in (Verdict.FAIL, Verdict.DEVIATES) and outcome.minimal_input:
+    deviation = conformance.expectations.for_property(prop)
+    if conformance.replay_input is not None:  # --detspec-input: this one input, once
         try:
-            picture = counterexample_picture(impl, prop.from_jsonable(outcome.minimal_input).fields())
-        except Exception as error:  # a picture is a courtesy: never let it change the verdict
+            outcome = replay_input(prop, impl, conformance.replay_input, deviation)
+        except (ValueError, TypeError) as error:
+            pytest.skip(f"--detspec-input is not an input of {prop.name}: {error}")
+    else:
+        outcome = evaluate(
+            prop,
+            impl,
+            deviation,
+            settings.default,
+            settings.default.database,
+            None if isinstance(conformance.seed, str) else conformance.seed,
+        )
+    if outcome.status in (Verdict.FAIL, Verdict.DEVIATES) and outcome.minimal_input:
+        example = prop.from_jsonable(outcome.minimal_input)
+        try:  # a picture and a snippet are a courtesy: never let them change the verdict
+            picture = counterexample_picture(impl, example.fields())
+        except Exception as error:
             picture = {"title": "Counterexample", "caption": f"not drawn: {error}", "svg": ""}
         if picture:
             outcome.extra["picture"] = picture
+        try:
+            operation = deviation.model.operation if deviation and deviation.model else None
+            outcome.extra["repro"] = repro(impl, prop, example, operation)
+        except Exception as error:
+            outcome.extra["repro"] = {"snippet": f"# not written: {type(error).__name__}: {error}"}
     record_outcome(outcome)
     if outcome.status in (Verdict.NOT_PROVIDED, Verdict.UNSUPPORTED, Verdict.SKIP):
         pytest.skip(f"{outcome.status}: {outcome.message}")

@@ -361,10 +361,60 @@ class TorchvisionAdapter:
     def backbone_receptive_field_support(self, name, input_size, cells):
         return _as_interval(_backbone_support(name, int(input_size), tuple(int(c) for c in cells)))
 
+    def repro_snippet(self, operation: str, arguments: dict) -> str | None:
+        """The call in torchvision's own terms, for the operations that are one torchvision
+        function (the others are reproduced through this adapter)."""
+        return torchvision_snippet(operation, arguments, self.device.type)
+
 
 def _as_interval(supports: np.ndarray) -> SupportInterval:
     rows = np.asarray(supports, dtype=np.int64).reshape(-1, 2)
     return SupportInterval(rows[:, 0], rows[:, 1])
+
+
+def _tensor_literal(value, dtype: str = "torch.float32") -> str:
+    from detspec.conformance.repro import literal
+
+    body = literal(np.asarray(value).tolist())
+    return f"torch.tensor({body}, dtype={dtype})"
+
+
+def torchvision_snippet(operation: str, arguments: dict, device: str = "cpu") -> str | None:
+    a = {k: v for k, v in arguments.items()}
+    t = _tensor_literal
+    calls = {
+        "box_area": lambda: f"torchvision.ops.box_area({t(a['boxes'])})",
+        "box_iou": lambda: f"torchvision.ops.box_iou({t(a['boxes1'])}, {t(a['boxes2'])})",
+        "clip_boxes_to_image": lambda: (
+            f"torchvision.ops.clip_boxes_to_image({t(a['boxes'])}, {tuple(int(v) for v in a['image_size'])})"
+        ),
+        "remove_small_boxes": lambda: (
+            f"torchvision.ops.remove_small_boxes({t(a['boxes'])}, {a['min_size']!r})"
+        ),
+        "nms": lambda: f"torchvision.ops.nms({t(a['boxes'])}, {t(a['scores'])}, {a['iou_threshold']!r})",
+        "batched_nms": lambda: (
+            f"torchvision.ops.batched_nms({t(a['boxes'])}, {t(a['scores'])}, "
+            f"{t(a['classes'], 'torch.int64')}, {a['iou_threshold']!r})"
+        ),
+        "roi_align": lambda: (
+            f"torchvision.ops.roi_align({t(a['features'])}[None], [{t(a['rois'])}], "
+            f"{tuple(int(v) for v in a['output_size'])}, {a['spatial_scale']!r}, {int(a['sampling_ratio'])}, "
+            f"{bool(a['aligned'])})"
+        ),
+        "roi_pool": lambda: (
+            f"torchvision.ops.roi_pool({t(a['features'])}[None], [{t(a['rois'])}], "
+            f"{tuple(int(v) for v in a['output_size'])}, {a['spatial_scale']!r})"
+        ),
+        "fast_rcnn_loss": lambda: (
+            "torchvision.models.detection.roi_heads.fastrcnn_loss("
+            f"{t(a['class_logits'])}, {t(a['box_regression'])}, [{t(a['labels'], 'torch.int64')}], "
+            f"[{t(a['targets'])}])"
+        ),
+    }
+    if operation not in calls:
+        return None
+    move = "" if device == "cpu" else f"  # on {device}: move the tensors with .to('{device}')"
+    return f"import torch\nimport torchvision\n\nprint({calls[operation]()}){move}\n"
 
 
 def rpn_with_thresholds(high: float, low: float) -> RegionProposalNetwork:
