@@ -67,7 +67,13 @@ def check_finite_array(
     if array.ndim != ndim or (last_dim is not None and array.shape[-1] != last_dim):
         expected = "(N,)" if ndim == 1 else f"(N, {last_dim})" if last_dim is not None else f"{ndim}-D"
         raise ValueError(f"{name}: expected shape {expected}, got {array.shape}")
-    # one pass finds NaN, inf and out-of-range entries alike (NaN fails every comparison)
+    if array.size == 0:
+        return array
+    # the smallest and the largest entry tell whether all are fine (a NaN makes both NaN); only
+    # then is the first bad entry looked for
+    low, high = array.min(), array.max()
+    if np.isfinite(low) and np.isfinite(high) and (limit is None or (-limit <= low and high <= limit)):
+        return array
     bad = ~np.isfinite(array) if limit is None else ~(np.abs(array) <= limit)
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
