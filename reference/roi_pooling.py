@@ -24,7 +24,7 @@ CANONICAL_SCALE, CANONICAL_LEVEL = 224.0, 4
 
 #: The most samples an adaptive RoIAlign grid (``sampling_ratio = 0``) may put along one side of
 #: a bin: beyond ``2**52`` the sample positions ``(k + 0.5) / n`` are no longer exact in float64.
-#: A RoI needs to span ``2**52`` bins (``3e16`` cells for 7 bins) to reach it.
+#: Only a RoI side longer than ``2**52`` cells per bin (``3.2e16`` cells for 7 bins) reaches it.
 MAX_ADAPTIVE_SAMPLES = 2**52
 
 
@@ -76,7 +76,8 @@ def roi_pool(features, rois, output_size, spatial_scale: float, bin_edges=roi_po
     feature cells by ``round(coordinate · scale)`` (half away from zero), the RoI covers the cells
     from the first to the last corner inclusive, and each bin is the max over its cells; a bin
     that falls outside the map is 0. ``bin_edges`` (default: the spec's exact edges) lets a
-    property name a known variant."""
+    property name a known variant. Preconditions as :func:`roi_align`; corners are converted to
+    exact Python integers, so a RoI far larger than the map still gets exact bin edges."""
     features, rois, (ph, pw), scale = _check_pooling_inputs(features, rois, output_size, spatial_scale)
     channels, height, width = features.shape
     corners = round_half_away(rois * scale).tolist()  # exact integers, as Python ints below

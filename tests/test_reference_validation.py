@@ -295,6 +295,13 @@ def test_scaled_rois_must_stay_in_range():
     assert pool.roi_align(FEATURES, HUGE, (2, 2), 1.0, 2).shape == (1, 1, 2, 2)
 
 
+def test_roi_pool_bins_of_a_roi_far_larger_than_the_map_are_exact():
+    far = np.array([[-1e20, -1e20, 1e20, 1e20]])
+    assert pool.roi_pool(FEATURES, far, (1, 1), 1.0)[0, 0].tolist() == [[15.0]]
+    # bin 0 of 2 ends at cell ceil((2e20 + 1) / 2) - 1e20 = 1: row 0 and column 0 only
+    assert pool.roi_pool(FEATURES, far, (2, 2), 1.0)[0, 0].tolist() == [[0.0, 3.0], [12.0, 15.0]]
+
+
 def test_adaptive_sampling_of_an_astronomical_roi_is_rejected_and_a_huge_one_is_cheap():
     rois = np.array([[0.0, 0.0, 1e17, 1e17]])
     _rejects(lambda: pool.roi_align(FEATURES, rois, (7, 7), 1.0, 0), r"^rois: row 0 .* adaptive samples")
