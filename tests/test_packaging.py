@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -42,7 +43,10 @@ def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> dict:
-    """The wheel built from the checkout and installed, without extras, into a fresh venv."""
+    """The wheel built from the checkout and installed into a fresh venv. Its dependencies are
+    resolved by pip without installing them (the resolution must hold no torch); to keep this
+    test fast, the venv then reads the resolved distributions from the checkout's venv through a
+    path file -- torch and the checkout's own detspec stay invisible to it."""
     scratch = tmp_path_factory.mktemp("wheel")
     built = _run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(scratch / "dist"), str(ROOT)]
@@ -52,9 +56,34 @@ def installed(tmp_path_factory) -> dict:
     venv = scratch / "venv"
     assert _run([sys.executable, "-m", "venv", str(venv)]).returncode == 0
     python = venv / "bin" / "python"
-    install = _run([str(python), "-m", "pip", "install", "-q", str(wheel)])
+    resolution = scratch / "resolution.json"
+    resolved = _run(
+        [str(python), "-m", "pip", "install", "-q", "--dry-run", "--report", str(resolution), str(wheel)]
+    )
+    assert resolved.returncode == 0, resolved.stderr
+    wanted = {item["metadata"]["name"].lower() for item in json.loads(resolution.read_text())["install"]}
+    install = _run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)])
     assert install.returncode == 0, install.stderr
-    return {"wheel": wheel, "python": python, "bin": venv / "bin", "scratch": scratch}
+    _borrow(venv, wanted - {"detspec"})
+    return {"wheel": wheel, "python": python, "bin": venv / "bin", "scratch": scratch, "resolved": wanted}
+
+
+def _borrow(venv: Path, names: set[str]) -> None:
+    """Links to just these distributions of the checkout's venv, on the new venv's path."""
+    import importlib.metadata
+    import sysconfig
+
+    borrowed = venv / "borrowed"
+    borrowed.mkdir()
+    source = Path(sysconfig.get_paths()["purelib"])
+    for name in names:
+        for file in importlib.metadata.distribution(name).files or ():
+            top = Path(str(file)).parts[0]
+            target, link = source / top, borrowed / top
+            if target.exists() and not link.exists() and not top.endswith(".pth"):
+                link.symlink_to(target)
+    (site_packages,) = (venv / "lib").glob("python*/site-packages")
+    (site_packages / "borrowed.pth").write_text(f"{borrowed}\n")
 
 
 def test_the_wheel_carries_the_spec_and_the_expectations_and_pulls_no_torch(installed):
@@ -82,6 +111,8 @@ def test_the_wheel_carries_the_spec_and_the_expectations_and_pulls_no_torch(inst
     facts = json.loads(result.stdout)
     assert facts["version"] == "0.1.0" and facts["clauses"] >= 100
     assert facts["torchvision_expectations"] and not facts["torch"]
+    assert "torch" not in installed["resolved"] and {"numpy", "hypothesis", "pytest"} <= installed["resolved"]
+    assert "torch" not in installed["resolved"] and {"numpy", "hypothesis", "pytest"} <= installed["resolved"]
 
 
 def test_detspec_run_on_a_toy_adapter_from_another_directory(installed, tmp_path):
