@@ -33,20 +33,37 @@ from detspec.properties.checks import PropertyFailure
 
 BoxWidth = Literal["continuous", "legacy"]  # x2 - x1, or py-faster-rcnn's x2 - x1 + 1
 MinSizeBound = Literal["inclusive", "strict"]  # keep sides >= min_size, or > min_size
-DecodeClamp = Literal["upper", "symmetric"]  # clamp dw, dh at +C only, or at ±C
+DecodeClamp = Literal["upper", "symmetric", "none"]  # clamp dw, dh at +C only, at ±C, or never
+NmsBound = Literal["strict", "inclusive"]  # suppress at IoU > t, or at IoU >= t
 Precision = Literal["float32", "float64"]  # what the implementation computes in
 AnchorOffset = Literal["corner", "centre", "legacy"]  # centre of cell 0: 0, s/2, (s - 1)/2
-AnchorRounding = Literal["none", "round-corners", "legacy"]  # torchvision rounds corners
+# torchvision rounds corners; py-faster-rcnn rounds its base sides half to even (np.round),
+# its C++ ports (Caffe, OpenVINO's Proposal) half away from zero (roundf)
+AnchorRounding = Literal["none", "round-corners", "legacy", "legacy-away"]
 AnchorOrder = Literal["ratio-major", "size-major"]  # detectron2 is size-major
 RpnBorder = Literal["keep", "ignore"]  # anchors crossing the image border left out
-RpnLossNormaliser = Literal["sampled", "paper"]  # 1/#sampled, or 1/256 and λ/#locations
+# 1/#sampled; 1/(max(#pos, 1) + max(#neg, 1)) (mmdetection); or 1/256 and λ/#locations (the paper)
+RpnLossNormaliser = Literal["sampled", "sampled-clamped", "paper"]
+RpnLowQualityFloor = Literal["0", "0.3"]  # the best-anchor rule applies to GTs with b(g) > 0 / >= 0.3
+RpnLowQualityMatch = Literal[
+    "own-best", "last-gt"
+]  # a promoted anchor regresses to its own best GT / the last GT it is best for
 SmoothL1Beta = Literal["1/9", "1", "0"]  # β of smooth L1; 0 is pure L1
 ProposalPipeline = Literal["per-level", "global"]  # top-n per FPN level, or over all anchors
 ProposalMinSizeStage = Literal["after-top-n", "before-top-n"]
+ProposalAnchors = Literal["given", "own-grid"]  # a capability: takes any anchors, or only its own grid
 RoiGtCandidates = Literal["added", "not-added"]  # GT boxes join the RoI candidates
 RoiFill = Literal["shorter", "repeat-negatives"]  # scarce backgrounds: shorter batch, or repeated
 RoiBackgroundLabel = Literal["zero", "num-classes"]
 RoiBackgroundLow = Literal["parameter", "zero-only"]  # a capability: lower background threshold
+RoiNoGt = Literal[
+    "thresholds", "all-background"
+]  # an image without GT: labels by the thresholds, or all background
+FpnLevelMapping = Literal[
+    "canonical", "finest-56"
+]  # FPN eq. (1) (224 -> level 4), or mmdetection's 56 -> first map
+MultiscaleAlignment = Literal["corner", "half-pixel"]  # the FPN pooler's RoIAlign: aligned=False / True
+MultiscaleOutput = Literal["any", "square"]  # a capability: any (h, w) output, or square only
 
 
 @dataclass(frozen=True)
@@ -57,6 +74,7 @@ class Conventions:
     box_width: BoxWidth = "continuous"
     min_size_bound: MinSizeBound = "inclusive"
     decode_clamp: DecodeClamp = "upper"
+    nms_bound: NmsBound = "strict"
     dtype: Precision = "float64"
     anchor_offset: AnchorOffset = "centre"
     anchor_rounding: AnchorRounding = "none"
@@ -64,17 +82,27 @@ class Conventions:
     rpn_border: RpnBorder = "keep"
     rpn_loss_normaliser: RpnLossNormaliser = "sampled"
     rpn_smooth_l1_beta: SmoothL1Beta = "1/9"
+    rpn_low_quality_floor: RpnLowQualityFloor = "0"
+    rpn_low_quality_match: RpnLowQualityMatch = "own-best"
     proposal_pipeline: ProposalPipeline = "per-level"
     proposal_min_size_stage: ProposalMinSizeStage = "after-top-n"
+    proposal_anchors: ProposalAnchors = "given"
     roi_gt_candidates: RoiGtCandidates = "added"
     roi_fill: RoiFill = "shorter"
     roi_background_label: RoiBackgroundLabel = "zero"
     roi_background_low: RoiBackgroundLow = "parameter"
+    roi_no_gt: RoiNoGt = "thresholds"
     roi_smooth_l1_beta: SmoothL1Beta = "1/9"
+    fpn_level_mapping: FpnLevelMapping = "canonical"
+    multiscale_alignment: MultiscaleAlignment = "corner"
+    multiscale_output: MultiscaleOutput = "any"
 
     CAPABILITIES: ClassVar[dict[str, str]] = {
-        # a value that says what an implementation cannot do, not a choice of behaviour
+        # values that say what an implementation cannot do, not a choice of behaviour: the
+        # properties then draw only inputs it can take (or report the clause unsupported)
         "roi_background_low": "zero-only",
+        "proposal_anchors": "own-grid",
+        "multiscale_output": "square",
     }
 
     def __post_init__(self) -> None:
@@ -100,6 +128,10 @@ class Conventions:
     @property
     def width_offset(self) -> int:
         return 1 if self.box_width == "legacy" else 0
+
+    @property
+    def low_quality_floor(self) -> float:
+        return float(self.rpn_low_quality_floor)
 
 
 _BETAS = {"1/9": 1 / 9, "1": 1.0, "0": 0.0}
