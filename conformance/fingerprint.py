@@ -92,15 +92,33 @@ def _min_size(impl) -> tuple[str, str]:
 
 @probe("decode_clamp")
 def _decode_clamp(impl) -> tuple[str, str]:
+    """dw = -10 and dw = +6 on either side of C = log(1000/16): clamped below or not, above or not."""
     clamp = math.log(1000.0 / 16)
+    o = impl.conventions.width_offset
+    anchors = np.array([[0.0, 0.0, 64.0 - o, 64.0 - o]] * 2)
     box = impl.decode_boxes(
-        np.array([[0.0, 0.0, 64.0, 64.0]]), np.array([[0.0, 0.0, -10.0, -10.0]]), (1, 1, 1, 1), clamp
+        anchors, np.array([[0.0, 0.0, -10.0, -10.0], [0.0, 0.0, 6.0, 6.0]]), (1, 1, 1, 1), clamp
     )
-    width = float(box[0, 2] - box[0, 0]) + impl.conventions.width_offset
-    side = 64 + impl.conventions.width_offset
-    upper, symmetric = side * math.exp(-10), side * math.exp(-clamp)
-    value = _closest(width, {"upper": upper, "symmetric": symmetric}, "width after dw = -10", tolerance=1e-2)
-    return value, f"a 64-wide box with dw = -10 decodes {width:.3g} wide"
+    low, high = (float(box[k, 2] - box[k, 0]) + o for k in (0, 1))
+    lower = "symmetric" if math.isclose(low, 64 * math.exp(-clamp), rel_tol=1e-2) else "unclamped"
+    upper = "clamped" if math.isclose(high, 64 * math.exp(clamp), rel_tol=1e-2) else "unclamped"
+    value = {("unclamped", "clamped"): "upper", ("symmetric", "clamped"): "symmetric"}.get(
+        (lower, upper), "none" if (lower, upper) == ("unclamped", "unclamped") else None
+    )
+    if value is None:
+        raise Undecided(f"dw = -10 gives width {low:.3g}, dw = 6 gives {high:.3g}")
+    return value, f"a 64-wide box decodes {low:.3g} wide at dw = -10 and {high:.4g} at dw = 6"
+
+
+@probe("nms_bound")
+def _nms_bound(impl) -> tuple[str, str]:
+    o = impl.conventions.width_offset  # two 3 x 1 boxes overlapping by 2: IoU exactly 1/2
+    boxes = np.array([[0.0, 0.0, 3.0 - o, 1.0 - o], [1.0, 0.0, 4.0 - o, 1.0 - o]])
+    kept = impl.nms(boxes, np.array([0.75, 0.25]), 0.5).tolist()
+    value = {2: "strict", 1: "inclusive"}.get(len(kept))
+    if value is None:
+        raise Undecided(f"nms kept {kept} of two boxes")
+    return value, f"two boxes of IoU exactly 0.5 at t = 0.5: kept {kept}"
 
 
 def _one_cell(impl, sizes, ratios, stride=16.0) -> np.ndarray:
@@ -120,7 +138,16 @@ def _anchor_rounding(impl) -> tuple[str, str]:
     anchor = _one_cell(impl, [128.0], [0.5])[0]
     width = float(anchor[2] - anchor[0])
     candidates = {"none": 128 / math.sqrt(0.5), "round-corners": 182.0, "legacy": 183.0}
-    return _closest(width, candidates, "x2 - x1 of size 128, ratio 0.5", 1e-4), f"x2 - x1 = {width:g}"
+    value = _closest(width, candidates, "x2 - x1 of size 128, ratio 0.5", 1e-4)
+    if value != "legacy":
+        return value, f"x2 - x1 = {width:g}"
+    # py-faster-rcnn's rounding, half to even or away: a 32-stride base of ratio 0.5 is 45 x 22.5
+    tall = _one_cell(impl, [32.0], [0.5], stride=32.0)[0]
+    height = float(tall[3] - tall[1]) + 1
+    value = {22.0: "legacy", 23.0: "legacy-away"}.get(height)
+    if value is None:
+        raise Undecided(f"a legacy 32-stride anchor of ratio 0.5 is {height:g} high")
+    return value, f"x2 - x1 = {width:g} at stride 16; height {height:g} for 22.5 at stride 32"
 
 
 @probe("anchor_order")
@@ -150,11 +177,11 @@ def _loss_terms(result) -> tuple[float, float]:
 
 @probe("rpn_loss_normaliser")
 def _rpn_normaliser(impl) -> tuple[str, str]:
-    logits, sampled = np.zeros(4), np.array([1, 0, -1, -1])
+    """One sampled positive and no negative: BCE ln 2 over 1, over max(1, 1) + max(0, 1), or 256."""
+    logits, sampled = np.zeros(4), np.array([1, -1, -1, -1])
     deltas = targets = np.zeros((4, 4))
     classification, _ = _loss_terms(impl.rpn_loss(logits, deltas, sampled, targets, 4))
-    # BCE of logit 0 is ln 2 for each of the two sampled anchors
-    candidates = {"sampled": math.log(2), "paper": 2 * math.log(2) / 256}
+    candidates = {"sampled": math.log(2), "sampled-clamped": math.log(2) / 2, "paper": math.log(2) / 256}
     return _closest(classification, candidates, "classification loss"), f"classification {classification:.6g}"
 
 
@@ -173,7 +200,35 @@ def _rpn_beta(impl) -> tuple[str, str]:
 
 def _rpn_regression_scale(impl) -> float:
     """The regression term's normaliser for one sampled positive at one location, by declaration."""
-    return 10.0 if impl.conventions.rpn_loss_normaliser == "paper" else 1.0
+    return {"paper": 10.0, "sampled-clamped": 0.5}.get(impl.conventions.rpn_loss_normaliser, 1.0)
+
+
+@probe("rpn_low_quality_floor")
+def _rpn_floor(impl) -> tuple[str, str]:
+    """A GT whose best anchor has IoU 0.25: promoted by the best-anchor rule, or not (floor 0.3)."""
+    labels = impl.match_anchors(
+        np.array([[0.0, 0.0, 10.0, 10.0]]), np.array([[0.0, 0.0, 10.0, 40.0]]), (100.0, 100.0), 0.7, 0.3
+    ).labels
+    value = {1: "0", 0: "0.3"}.get(int(labels[0]))
+    if value is None:
+        raise Undecided(f"the only anchor of a GT at IoU 0.25 is labelled {labels[0]}")
+    return value, f"the best anchor of a GT it overlaps by IoU 0.25 is labelled {labels[0]}"
+
+
+@probe("rpn_low_quality_match")
+def _rpn_low_quality_match(impl) -> tuple[str, str]:
+    """An anchor with IoU 0.8 with GT 0 and 0.5 with GT 1, the best anchor of both."""
+    result = impl.match_anchors(
+        np.array([[0.0, 0.0, 10.0, 10.0], [100.0, 100.0, 110.0, 110.0]]),
+        np.array([[0.0, 0.0, 10.0, 8.0], [0.0, 0.0, 10.0, 5.0]]),
+        (200.0, 200.0),
+        0.9,
+        0.3,
+    )
+    value = {0: "own-best", 1: "last-gt"}.get(int(result.matched_gt[0]))
+    if value is None:
+        raise Undecided(f"the anchor is matched to {result.matched_gt[0]}")
+    return value, f"the best anchor of both GTs (IoU 0.8 and 0.5) is matched to GT {result.matched_gt[0]}"
 
 
 @probe("proposal_pipeline")
@@ -271,6 +326,40 @@ def _roi_background_low(impl) -> tuple[str, str]:
     return (
         "zero-only" if low else "parameter"
     ), f"a RoI of IoU 0.07 is {'' if low else 'not '}sampled with bg_low 0.1"
+
+
+@probe("roi_no_gt")
+def _roi_no_gt(impl) -> tuple[str, str]:
+    """No GT box, one proposal, background band [0.1, 0.5) (an implementation without a lower
+    threshold: an empty band [0, 0)): by the thresholds nothing is sampled."""
+    low, high = (0.0, 0.0) if impl.conventions.roi_background_low == "zero-only" else (0.1, 0.5)
+    sample = impl.sample_rois(
+        proposals=np.array([[10.0, 10.0, 50.0, 50.0]]), gt_boxes=np.zeros((0, 4)),
+        gt_labels=np.zeros(0, np.int64), batch_size=8, seed=0, **{**_SAMPLE, "bg_low": low, "bg_high": high},
+    )  # fmt: skip
+    count = len(sample.boxes)
+    return ("all-background" if count else "thresholds"), f"{count} RoIs from one proposal and no GT box"
+
+
+@probe("proposal_anchors")
+def _proposal_anchors(impl) -> tuple[str, str]:
+    """Two unrelated anchors, not any layer's own grid: taken, or refused."""
+    anchors = np.array([[3.0, 5.0, 17.0, 9.0], [50.0, 40.0, 61.0, 77.0]])
+    try:
+        impl.generate_proposals(
+            anchors,
+            np.array([1.0, 0.0]),
+            np.zeros((2, 4)),
+            np.zeros(2, np.int64),
+            (100.0, 100.0),
+            10,
+            10,
+            0.7,
+            0.0,
+        )
+    except ImplementationFailure as error:
+        return "own-grid", f"anchors that are no grid refused: {error.message[:100]}"
+    return "given", "anchors that are no grid are taken"
 
 
 @probe("roi_smooth_l1_beta")

@@ -604,7 +604,13 @@ def _nms_examples(_conventions: Conventions):
 
 def _overlaps(impl, boxes, iou_threshold) -> ThresholdOverlaps:
     conventions = impl.conventions
-    return ThresholdOverlaps(boxes, iou_threshold, conventions.width_offset, tolerance(conventions.dtype))
+    return ThresholdOverlaps(
+        boxes,
+        iou_threshold,
+        conventions.width_offset,
+        tolerance(conventions.dtype),
+        inclusive=conventions.nms_bound == "inclusive",
+    )
 
 
 @prop("boxes.nms.output", uses=("nms",), given=_nms_given, example=NmsInputs, examples=_nms_examples)
@@ -655,7 +661,8 @@ def _check_separated(overlaps, keep, names, what, area) -> None:
                 fail(
                     f"{area}.kept-overlapping",
                     f"{what} kept boxes {names[i]} and {names[j]} whose IoU "
-                    f"{float(overlaps.approx[i, j]):.6g} exceeds the threshold {overlaps.threshold}",
+                    f"{float(overlaps.approx[i, j]):.6g} {'reaches' if overlaps.inclusive else 'exceeds'} "
+                    f"the threshold {overlaps.threshold}",
                     f"IoU <= {overlaps.threshold}",
                     float(overlaps.approx[i, j]),
                 )
@@ -715,10 +722,21 @@ def nms_suppression_is_explained(impl, boxes, scores, iou_threshold):
     ],
 )
 def nms_keeps_both_boxes_at_exact_threshold(impl, boxes, scores, iou_threshold):
-    """Two boxes with IoU exactly t are both kept (suppression is strictly above t)."""
+    """Two boxes with IoU exactly t are both kept (suppression is strictly above t); under the
+    ``inclusive`` NMS bound the lower-scoring one is suppressed."""
     keep = impl.nms(boxes, scores, iou_threshold)
     check_indices(keep, len(boxes), "nms", "nms")
-    if sorted(keep.tolist()) != [0, 1]:
+    if impl.conventions.nms_bound == "inclusive":
+        best = int(np.argmax(scores))
+        if keep.tolist() != [best]:
+            fail(
+                "nms.at-threshold",
+                f"inclusive nms kept {keep.tolist()} of two boxes whose IoU equals the threshold "
+                f"{iou_threshold} exactly; it suppresses the lower-scoring one",
+                [best],
+                keep,
+            )
+    elif sorted(keep.tolist()) != [0, 1]:
         fail(
             "nms.at-threshold",
             f"nms dropped a box whose IoU equals the threshold {iou_threshold} exactly",

@@ -50,16 +50,22 @@ class PairwiseIoU:
 
 class ThresholdOverlaps(PairwiseIoU):
     """The pairwise IoU of one box set, classified against a threshold ``t`` with a tolerance
-    band: a pair within the band of ``t`` (but not exactly on it) may fall on either side."""
+    band: a pair within the band of ``t`` (but not exactly on it) may fall on either side.
+    ``inclusive`` (convention ``nms_bound``): a pair exactly at ``t`` suppresses; otherwise it
+    must not."""
 
-    def __init__(self, boxes: np.ndarray, threshold: float, width_offset: int, band: float):
+    def __init__(self, boxes: np.ndarray, threshold: float, width_offset: int, band: float, inclusive: bool = False):
         super().__init__(boxes, boxes, width_offset)
-        self.threshold, self.band = threshold, band
+        self.threshold, self.band, self.inclusive = threshold, band, inclusive
 
     def clearly_above(self, i: int, j: int) -> bool:
+        """The pair surely suppresses: it may not be kept together."""
+        if self.inclusive and self.compare(i, j, self.threshold) == 0:
+            return True
         return self.compare(i, j, self.threshold + self.band) > 0
 
     def possibly_above(self, i: int, j: int) -> bool:
+        """The pair may suppress: a kept box can explain the other's absence."""
         if self.compare(i, j, self.threshold) == 0:
-            return False  # exactly at the threshold: must not suppress
+            return self.inclusive  # exactly at the threshold: suppresses only if inclusive
         return self.compare(i, j, self.threshold - self.band) > 0

@@ -88,7 +88,7 @@ def _candidates(impl, example: dict) -> list[np.ndarray]:
     """For each proposal, the anchors it can come from: same decoded-and-clipped box and score."""
     conventions = impl.conventions
     decoded = ref_proposals.decode_and_clip(
-        example["anchors"], example["deltas"], example["image_size"], conventions.box_width
+        example["anchors"], example["deltas"], example["image_size"], conventions.box_width, conventions.decode_clamp
     )
     with np.errstate(over="ignore"):
         scores = 1.0 / (1.0 + np.exp(-example["logits"]))
@@ -277,6 +277,7 @@ def _reference(impl, example: dict) -> np.ndarray:
         c.proposal_min_size_stage,
         c.min_size_bound,
         c.box_width,
+        c.decode_clamp,
     )
 
 
@@ -295,7 +296,7 @@ def proposals_follow_the_declared_pipeline(impl, **example):
     conventions = impl.conventions
     band = tolerance(conventions.dtype)
     decoded = ref_proposals.decode_and_clip(
-        example["anchors"], example["deltas"], example["image_size"], conventions.box_width
+        example["anchors"], example["deltas"], example["image_size"], conventions.box_width, conventions.decode_clamp
     )
     sides = np.concatenate([decoded[:, 2] - decoded[:, 0], decoded[:, 3] - decoded[:, 1]])
     iou = ref_boxes.pairwise_iou(decoded, decoded, conventions.width_offset)

@@ -105,6 +105,8 @@ def _best_iou(overlaps: PairwiseIoU, i: int) -> tuple[float, Fraction]:
 
 def _allowed_kinds(impl, boxes, gt_boxes, fg_threshold, bg_high, bg_low) -> list[set[int]]:
     """Per box, the kinds the spec allows: 1 foreground, 0 background, -1 unused."""
+    if len(gt_boxes) == 0 and impl.conventions.roi_no_gt == "all-background":
+        return [{0} for _ in range(len(boxes))]
     overlaps = PairwiseIoU(boxes, gt_boxes, impl.conventions.width_offset)
     band = tolerance(impl.conventions.dtype)
     kinds = []
@@ -342,8 +344,9 @@ def gt_boxes_are_sampled_as_their_own_foreground(impl, **example):
 @prop("roi.sample.no-gt", uses=("sample_rois",), given=_given(_no_gt), example=RoiSamplingInputs)
 def without_gt_every_roi_is_background(impl, **example):
     """With no GT box every RoI has IoU 0: no foreground; backgrounds only if ``bg_low = 0 <
-    bg_high``, ``min(#proposals, B)`` of them (or ``B`` with ``repeat-negatives``). No proposal
-    and no GT: an empty sample, and nothing is raised."""
+    bg_high`` (``roi_no_gt = all-background``: whatever the thresholds), ``min(#proposals, B)``
+    of them (or ``B`` with ``repeat-negatives``). No proposal and no GT: an empty sample, and
+    nothing is raised."""
     rows = _sample(impl, example)
     background = _background(impl, example["num_classes"])
     if np.any(rows[:, 4] != background):
@@ -353,7 +356,9 @@ def without_gt_every_roi_is_background(impl, **example):
             "background only",
             rows[:, 4],
         )
-    available = len(example["proposals"]) if example["bg_low"] == 0 < example["bg_high"] else 0
+    by_thresholds = example["bg_low"] == 0 < example["bg_high"]
+    every_proposal = impl.conventions.roi_no_gt == "all-background"
+    available = len(example["proposals"]) if by_thresholds or every_proposal else 0
     batch = example["batch_size"]
     expected = (
         batch if available and impl.conventions.roi_fill == "repeat-negatives" else min(available, batch)
@@ -450,7 +455,8 @@ def roi_sampling_is_uniform(impl, **example):
     "roi.sample.background-low",
     uses=("sample_rois",),
     given=lambda c: st.tuples(
-        sampling_inputs(replace(c, roi_background_low="parameter")).filter(lambda e: e["bg_high"] > 0),
+        # images with GT boxes: an image without them is roi.sample.no-gt's (and roi_no_gt's)
+        sampling_inputs(replace(c, roi_background_low="parameter"), min_gt=1).filter(lambda e: e["bg_high"] > 0),
         st.integers(1, 16),
     ).map(lambda t: {**t[0], "bg_low": t[0]["bg_high"] * t[1] / 16}),
     example=RoiSamplingInputs,

@@ -75,6 +75,19 @@ def _considered(impl, anchors, image_size) -> np.ndarray:
     return np.ones(len(anchors), dtype=bool)
 
 
+def _floor_applies(best: Fraction, floor: float, band: float) -> set[bool]:
+    """Whether a GT with exact best IoU ``best`` promotes its best anchors: ``best > 0`` and
+    ``best >= floor`` (``rpn_low_quality_floor``); within the tolerance band of a non-zero floor
+    either is allowed (an implementation compares its own rounded IoU with its rounded floor)."""
+    if best <= 0:
+        return {False}
+    if floor == 0 or best >= Fraction(floor) + Fraction(band):
+        return {True}
+    if best < Fraction(floor) - Fraction(band):
+        return {False}
+    return {True, False}
+
+
 def _threshold_label(value: float, high: float, low: float) -> int:
     return 1 if value >= high else (0 if value < low else -1)
 
@@ -93,6 +106,7 @@ def _acceptable_labels(impl, anchors, gt_boxes, image_size, high, low) -> list[s
         contenders = np.flatnonzero(approx[:, j] >= top - MARGIN) if top > 0 else []
         best_exact.append(max((overlaps.exact(k, j) for k in contenders), default=Fraction(0)))
     accepted = []
+    floor = conventions.low_quality_floor
     for i in range(len(anchors)):
         if not considered[i]:
             accepted.append({-1})
@@ -100,13 +114,14 @@ def _acceptable_labels(impl, anchors, gt_boxes, image_size, high, low) -> list[s
         allowed: set[int] = set()
         required_positive = False
         for j, best in enumerate(best_exact):
-            if best <= 0:
-                continue  # a GT overlapping no anchor makes nothing positive
+            promotes = _floor_applies(best, floor, band)
+            if promotes == {False}:
+                continue  # a GT overlapping no anchor (or below the floor) makes nothing positive
             gap = float(best) - approx[i, j]
-            if gap <= MARGIN and overlaps.exact(i, j) == best:
+            if gap <= MARGIN and overlaps.exact(i, j) == best and promotes == {True}:
                 required_positive = True
             elif gap <= band:
-                allowed.add(1)  # a near-tie, which rounding may turn into a tie
+                allowed.add(1)  # a near-tie (rounding may make it a tie), or a GT at the floor
         if required_positive:
             accepted.append({1})
             continue
@@ -198,10 +213,15 @@ def gt_overlapping_no_anchor_makes_nothing_positive(impl, anchors, gt_boxes, ima
 
 @prop("rpn.match.matched-gt", uses=("match_anchors",), given=_given_matching(), example=MatchingInputs)
 def positive_anchor_is_matched_to_its_best_gt(impl, anchors, gt_boxes, image_size, high, low):
-    """A positive anchor's matched GT attains that anchor's largest IoU (any of tied GTs)."""
+    """A positive anchor's matched GT attains that anchor's largest IoU (any of tied GTs);
+    under ``rpn_low_quality_match = last-gt`` an anchor that is a best anchor of some GT is
+    matched to the last GT (in input order) it is a best anchor of."""
     result = impl.match_anchors(anchors, gt_boxes, image_size, high, low)
-    overlaps = PairwiseIoU(anchors, gt_boxes, impl.conventions.width_offset)
-    band = tolerance(impl.conventions.dtype)
+    conventions = impl.conventions
+    overlaps = PairwiseIoU(anchors, gt_boxes, conventions.width_offset)
+    band = tolerance(conventions.dtype)
+    considered = _considered(impl, anchors, image_size)
+    column_best = np.where(considered[:, None], overlaps.approx, -1.0).max(axis=0) if len(gt_boxes) else []
     for i in np.flatnonzero(result.labels == 1):
         j = int(result.matched_gt[i])
         if not 0 <= j < len(gt_boxes):
@@ -211,6 +231,25 @@ def positive_anchor_is_matched_to_its_best_gt(impl, anchors, gt_boxes, image_siz
                 f"in [0, {len(gt_boxes)})",
                 j,
             )
+        if conventions.rpn_low_quality_match == "last-gt":
+            # GTs this anchor surely / possibly is a best anchor of (float ties within the band)
+            surely, possibly = [], []
+            for g, best in enumerate(column_best):
+                promotes = _floor_applies(Fraction(float(best)), conventions.low_quality_floor, band)
+                if best > 0 and overlaps.approx[i, g] >= best - band and True in promotes:
+                    possibly.append(g)
+                    if overlaps.approx[i, g] >= best - MARGIN and promotes == {True}:
+                        surely.append(g)
+            if possibly and j in possibly and j >= max(surely, default=-1):
+                continue
+            if surely:
+                fail(
+                    "match.matched-gt-not-last",
+                    f"positive anchor {i} is a best anchor of GTs {surely} and is matched to GT {j}; "
+                    "last-gt matches it to the last of them",
+                    max(surely),
+                    j,
+                )
         best = overlaps.approx[i].max()
         if overlaps.approx[i, j] < best - band:
             fail(
@@ -239,8 +278,8 @@ def no_gt_means_every_anchor_is_negative(impl, anchors, gt_boxes, image_size, hi
 
 @prop("rpn.match.every-gt", uses=("match_anchors",), given=_given_matching(), example=MatchingInputs)
 def every_overlapping_gt_has_a_positive_anchor(impl, anchors, gt_boxes, image_size, high, low):
-    """Before sampling, every GT overlapping some (considered) anchor has a positive anchor among
-    those of highest IoU with it."""
+    """Before sampling, every GT overlapping some (considered) anchor -- by at least the
+    declared floor -- has a positive anchor among those of highest IoU with it."""
     labels = impl.match_anchors(anchors, gt_boxes, image_size, high, low).labels
     considered = _considered(impl, anchors, image_size)
     overlaps = PairwiseIoU(anchors, gt_boxes, impl.conventions.width_offset)
@@ -248,8 +287,9 @@ def every_overlapping_gt_has_a_positive_anchor(impl, anchors, gt_boxes, image_si
     for j in range(len(gt_boxes)):
         column = np.where(considered, overlaps.approx[:, j], -1.0)
         best = column.max()
-        if best <= 0:
-            continue
+        floor = impl.conventions.low_quality_floor
+        if _floor_applies(Fraction(float(max(best, 0.0))), floor, band) != {True}:
+            continue  # overlaps no anchor, or not surely above the declared floor
         if not np.any((labels == 1) & (column >= best - band)):
             fail(
                 "match.gt-without-positive",

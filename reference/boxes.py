@@ -32,7 +32,7 @@ from detspec.reference.validation import (
 #: ``BBOX_XFORM_CLIP``, torchvision ``BoxCoder(bbox_xform_clip=...)``.
 DEFAULT_DECODE_CLAMP = math.log(1000.0 / 16.0)
 
-DECODE_CLAMP_MODES = ("upper", "symmetric")
+DECODE_CLAMP_MODES = ("upper", "symmetric", "none")
 MIN_SIZE_BOUNDS = ("inclusive", "strict")
 
 
@@ -167,12 +167,16 @@ def decode_boxes(
     clamp: float = DEFAULT_DECODE_CLAMP,
     clamp_mode: str = "upper",
     convention: str = "continuous",
+    allow_overflow: bool = False,
 ) -> np.ndarray:
     """Apply ``deltas`` to ``reference_boxes``: the inverse of :func:`encode_boxes` (``boxes.decode``).
 
     The unweighted ``dw/ww`` and ``dh/wh`` are clamped to at most ``clamp`` before ``exp`` so that
     no box overflows (``boxes.decode.clamp-upper``); ``clamp_mode="symmetric"`` also clamps them
-    to at least ``-clamp`` (mmdetection ``wh_ratio_clip``; ``boxes.decode.clamp-lower``).
+    to at least ``-clamp`` (mmdetection ``wh_ratio_clip``; ``boxes.decode.clamp-lower``);
+    ``clamp_mode="none"`` clamps nothing (py-faster-rcnn's ``bbox_transform_inv``): a large
+    ``dw`` then overflows to an infinite box, which ``allow_overflow`` lets through (for a caller
+    that clips next, as proposal generation does) and which is otherwise rejected.
     Legacy boxes end at ``x2 = x1 + w - 1``, which makes decode the exact inverse of encode
     (py-faster-rcnn's ``bbox_transform_inv`` omits the ``- 1``). Reference boxes within
     ``±COORDINATE_LIMIT`` decode to finite boxes under the default clamp for every delta whose
@@ -191,12 +195,13 @@ def decode_boxes(
     if clamp_mode not in DECODE_CLAMP_MODES:
         raise ValueError(f"unknown clamp mode {clamp_mode!r}; expected one of {DECODE_CLAMP_MODES}")
     lower = -clamp if clamp_mode == "symmetric" else -np.inf
+    upper = np.inf if clamp_mode == "none" else clamp
     ax, ay, aw, ah = _centres_and_sizes(anchors, offset)
     with np.errstate(over="ignore", invalid="ignore"):
         centre_x = deltas[:, 0] / wx * aw + ax
         centre_y = deltas[:, 1] / wy * ah + ay
-        width = np.exp(np.clip(deltas[:, 2] / ww, lower, clamp)) * aw
-        height = np.exp(np.clip(deltas[:, 3] / wh, lower, clamp)) * ah
+        width = np.exp(np.clip(deltas[:, 2] / ww, lower, upper)) * aw
+        height = np.exp(np.clip(deltas[:, 3] / wh, lower, upper)) * ah
         boxes = np.stack(
             [
                 centre_x - 0.5 * width,
@@ -206,7 +211,8 @@ def decode_boxes(
             ],
             axis=1,
         )
-    _check_representable(boxes, "deltas", "the decoded box overflows float64")
+    if not allow_overflow:
+        _check_representable(boxes, "deltas", "the decoded box overflows float64")
     return boxes
 
 
@@ -222,13 +228,25 @@ def _check_representable(result: np.ndarray, name: str, problem: str) -> None:
 NMS_BLOCK = 64
 
 
-def nms(boxes, scores, iou_threshold, convention: str = "continuous") -> np.ndarray:
+#: NMS suppression bounds (convention ``nms_bound``): ``strict`` suppresses at IoU > t (the paper's
+#: reading, py_cpu_nms.py, torchvision, mmcv, ONNX Runtime), ``inclusive`` at IoU >= t
+#: (py-faster-rcnn's cpu_nms.pyx, TensorFlow, OpenVINO's NMS).
+NMS_BOUNDS = ("strict", "inclusive")
+
+
+def _suppresses(iou: np.ndarray, threshold: float, bound: str) -> np.ndarray:
+    return iou >= threshold if bound == "inclusive" else iou > threshold
+
+
+def nms(boxes, scores, iou_threshold, convention: str = "continuous", bound: str = "strict") -> np.ndarray:
     """Greedy non-maximum suppression (clauses ``boxes.nms.*``).
 
     Visit boxes by decreasing score (ties: lower index first -- any tie order is a valid answer);
     keep a box unless its IoU with an already kept box is **strictly greater** than
-    ``iou_threshold``. Returns the kept indices in the order visited, i.e. sorted by
-    non-increasing score. Source: py-faster-rcnn ``lib/nms/py_cpu_nms.py``.
+    ``iou_threshold`` (``bound="inclusive"``: greater or equal; a zero-union pair has IoU 0, so
+    at ``t = 0`` inclusive NMS keeps one box). Returns the kept indices in the order visited,
+    i.e. sorted by non-increasing score. Source: py-faster-rcnn ``lib/nms/py_cpu_nms.py``
+    (strict) and ``lib/nms/cpu_nms.pyx`` (inclusive).
 
     Vectorised in blocks of :data:`NMS_BLOCK` candidates in score order: the greedy pass runs
     inside a block on its small IoU matrix, then the block's kept boxes suppress every later
@@ -238,6 +256,8 @@ def nms(boxes, scores, iou_threshold, convention: str = "continuous") -> np.ndar
     boxes = check_boxes(boxes)
     scores = check_vector(scores, "scores", len(boxes))
     threshold = check_unit_interval(iou_threshold, "iou_threshold")
+    if bound not in NMS_BOUNDS:
+        raise ValueError(f"unknown NMS bound {bound!r}; expected one of {NMS_BOUNDS}")
     order = np.argsort(-scores, kind="stable")
     ranked = boxes[order]
     alive = np.ones(len(order), dtype=bool)
@@ -245,7 +265,7 @@ def nms(boxes, scores, iou_threshold, convention: str = "continuous") -> np.ndar
     for start in range(0, len(order), NMS_BLOCK):
         stop = start + NMS_BLOCK
         block = np.flatnonzero(alive[start:stop]) + start
-        overlaps = pairwise_iou(ranked[block], ranked[block], offset) > threshold
+        overlaps = _suppresses(pairwise_iou(ranked[block], ranked[block], offset), threshold, bound)
         suppressed = np.zeros(len(block), dtype=bool)
         kept_in_block = []
         for j in range(len(block)):
@@ -256,12 +276,14 @@ def nms(boxes, scores, iou_threshold, convention: str = "continuous") -> np.ndar
         keep.append(order[kept])
         later = np.flatnonzero(alive[stop:]) + stop
         if later.size and kept.size:
-            hit = (pairwise_iou(ranked[kept], ranked[later], offset) > threshold).any(axis=0)
+            hit = _suppresses(pairwise_iou(ranked[kept], ranked[later], offset), threshold, bound).any(axis=0)
             alive[later[hit]] = False
     return np.concatenate(keep).astype(np.int64) if keep else np.zeros(0, dtype=np.int64)
 
 
-def batched_nms(boxes, scores, classes, iou_threshold, convention: str = "continuous") -> np.ndarray:
+def batched_nms(
+    boxes, scores, classes, iou_threshold, convention: str = "continuous", bound: str = "strict"
+) -> np.ndarray:
     """Class-aware NMS: :func:`nms` within each class, never across (``boxes.batched-nms``).
 
     Returns the union of the per-class results sorted by non-increasing score.
@@ -271,7 +293,7 @@ def batched_nms(boxes, scores, classes, iou_threshold, convention: str = "contin
     classes = check_labels(classes, "classes", len(boxes))
     check_unit_interval(iou_threshold, "iou_threshold")
     keep = [
-        members[nms(boxes[members], scores[members], iou_threshold, convention)]
+        members[nms(boxes[members], scores[members], iou_threshold, convention, bound)]
         for members in (np.flatnonzero(classes == c) for c in np.unique(classes))
     ]
     kept = np.concatenate(keep) if keep else np.zeros(0, dtype=np.int64)

@@ -37,11 +37,22 @@ PIPELINES = ("per-level", "global")
 MIN_SIZE_STAGES = ("after-top-n", "before-top-n")
 
 
-def decode_and_clip(anchors, deltas, image_size, convention: str = "continuous") -> np.ndarray:
+def decode_and_clip(
+    anchors, deltas, image_size, convention: str = "continuous", clamp_mode: str = "upper"
+) -> np.ndarray:
     """Every anchor's proposal box before any selection (``proposals.provenance``): decoded with
-    the upper clamp, then clipped to the image. Legacy boxes narrower than one pixel decode to
-    ``x2 < x1``; they become one pixel wide (``x2 = x1``), the narrowest box the convention has."""
-    boxes = decode_boxes(anchors, deltas, clamp=DEFAULT_DECODE_CLAMP, convention=convention)
+    the declared clamp (``decode_clamp``; without one a huge ``dw`` overflows, and the clip then
+    gives the image border), then clipped to the image. Legacy boxes narrower than one pixel
+    decode to ``x2 < x1``; they become one pixel wide (``x2 = x1``), the narrowest box the
+    convention has."""
+    boxes = decode_boxes(
+        anchors,
+        deltas,
+        clamp=DEFAULT_DECODE_CLAMP,
+        clamp_mode=clamp_mode,
+        convention=convention,
+        allow_overflow=True,
+    )
     boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2])
     return clip_boxes_to_image(boxes, image_size, convention)
 
@@ -66,11 +77,12 @@ def generate_proposals(
     min_size_stage: str = "after-top-n",
     min_size_bound: str = "inclusive",
     convention: str = "continuous",
+    clamp_mode: str = "upper",
 ) -> np.ndarray:
     """Proposals from anchors, objectness logits and regression deltas (clauses ``proposals.*``).
 
     ``levels`` gives each anchor's level (anchors grouped by level, as the RPN lays them out).
-    Decoding clamps dw, dh at ``log(1000/16)`` (``boxes.decode.clamp-upper``); logits must be
+    Decoding clamps dw, dh at ``log(1000/16)`` as ``clamp_mode`` says (``decode_clamp``); logits must be
     finite or +-inf (NaN is rejected).
     """
     anchors = check_boxes(anchors, "anchors")
@@ -85,7 +97,7 @@ def generate_proposals(
     if pipeline not in PIPELINES or min_size_stage not in MIN_SIZE_STAGES:
         raise ValueError(f"unknown pipeline {pipeline!r} or min-size stage {min_size_stage!r}")
     scores = 1.0 / (1.0 + np.exp(-logits))
-    boxes = decode_and_clip(anchors, deltas, image_size, convention)
+    boxes = decode_and_clip(anchors, deltas, image_size, convention, clamp_mode)
     candidates = np.arange(len(anchors))
     if min_size_stage == "before-top-n":
         candidates = small_box_filter(boxes, min_size, convention, min_size_bound)

@@ -24,6 +24,7 @@ from detspec.reference.validation import (
 )
 
 GT_CANDIDATES = ("added", "not-added")
+NO_GT_RULES = ("thresholds", "all-background")
 FILL_POLICIES = ("shorter", "repeat-negatives")
 BACKGROUND_LABELS = ("zero", "num-classes")
 
@@ -115,9 +116,15 @@ def sample_rois(
     fill: str = "shorter",
     background_label: str = "zero",
     convention: str = "continuous",
+    no_gt: str = "thresholds",
 ) -> np.ndarray:
     """The RoIs one image contributes to the head's mini-batch (clauses ``roi.sample.*``,
     ``roi.targets.*``); ``(R, 10)`` rows as :data:`ROI_COLUMNS`, foreground first.
+
+    An image without GT boxes: every candidate has IoU 0, so it is background iff
+    ``bg_low = 0 < bg_high`` (``no_gt="thresholds"``, the rule applied as written); or every
+    proposal is background whatever the thresholds (``"all-background"``: torchvision,
+    detectron2, mmdetection assign before consulting them).
 
     ``min(#fg, floor(B f))`` foreground RoIs, drawn uniformly without replacement by
     ``numpy.random.default_rng(seed)``; then background RoIs up to ``B`` in total, fewer if they
@@ -127,6 +134,8 @@ def sample_rois(
     """
     if fill not in FILL_POLICIES:
         raise ValueError(f"unknown fill policy {fill!r}; expected one of {FILL_POLICIES}")
+    if no_gt not in NO_GT_RULES:
+        raise ValueError(f"unknown no-GT rule {no_gt!r}; expected one of {NO_GT_RULES}")
     batch_size = check_integer(batch_size, "batch_size")
     num_classes = check_integer(num_classes, "num_classes", minimum=1)
     seed = check_integer(seed, "seed")
@@ -143,6 +152,8 @@ def sample_rois(
         )
     candidates = roi_candidates(proposals, gt_boxes, gt_candidates)
     kind, matched = label_candidates(candidates, gt_boxes, fg_threshold, bg_high, bg_low, convention)
+    if no_gt == "all-background" and len(gt_boxes) == 0:
+        kind = np.zeros(len(candidates), dtype=kind.dtype)
     rng = np.random.default_rng(seed)
     foreground = np.flatnonzero(kind == 1)
     chosen_fg = rng.choice(foreground, min(len(foreground), math.floor(batch_size * fraction)), replace=False)

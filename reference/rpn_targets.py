@@ -25,7 +25,8 @@ from detspec.reference.validation import (
 
 POSITIVE, NEGATIVE, IGNORED = 1, 0, -1
 BORDER_POLICIES = ("keep", "ignore")
-LOSS_NORMALISERS = ("sampled", "paper")
+LOSS_NORMALISERS = ("sampled", "sampled-clamped", "paper")
+LOW_QUALITY_MATCHES = ("own-best", "last-gt")
 
 
 def inside_image(anchors: np.ndarray, image_size, convention: str = "continuous") -> np.ndarray:
@@ -49,15 +50,20 @@ def match_anchors(
     low: float = 0.3,
     border: str = "keep",
     convention: str = "continuous",
+    floor: float = 0.0,
+    low_quality_match: str = "own-best",
 ) -> np.ndarray:
     """Label anchors for RPN training (clauses ``rpn.match.*``); ``(N, 2)``: label, matched GT.
 
     For each anchor, ``m`` = its largest IoU with any GT box and ``g`` a GT attaining it:
 
     1. ``m >= high`` -> positive, matched to ``g``;
-    2. for every GT whose largest IoU with any anchor is ``b > 0``, every anchor with IoU exactly
-       ``b`` with it (all ties) is positive, matched to its own ``g`` (which may be another GT with
-       an equal or higher IoU);
+    2. for every GT whose largest IoU with any anchor is ``b > 0`` and ``b >= floor`` (the
+       convention ``rpn_low_quality_floor``: 0 in the paper, 0.3 in mmdetection's RPN), every
+       anchor with IoU exactly ``b`` with it (all ties) is positive, matched to its own ``g``
+       (``low_quality_match="own-best"``; ``g`` may be another GT with an equal or higher IoU)
+       or to the last GT, in input order, it is such a best anchor of (``"last-gt"``,
+       mmdetection's ``MaxIoUAssigner``, which overwrites the match GT by GT);
     3. otherwise ``m < low`` -> negative; else ignored.
 
     A GT that overlaps no anchor (``b = 0``) makes nothing positive. With no GT every anchor is
@@ -76,6 +82,11 @@ def match_anchors(
         raise ValueError(f"low threshold {low} is above the high threshold {high}")
     if border not in BORDER_POLICIES:
         raise ValueError(f"unknown border policy {border!r}; expected one of {BORDER_POLICIES}")
+    floor = check_unit_interval(floor, "floor")
+    if low_quality_match not in LOW_QUALITY_MATCHES:
+        raise ValueError(
+            f"unknown low-quality match {low_quality_match!r}; expected one of {LOW_QUALITY_MATCHES}"
+        )
     considered = (
         inside_image(anchors, image_size, convention) if border == "ignore" else np.ones(len(anchors), bool)
     )
@@ -90,10 +101,15 @@ def match_anchors(
     labels[considered & (best_iou >= low)] = IGNORED
     positive = considered & (best_iou >= high)
     best_per_gt = iou.max(axis=0)
-    is_best = (iou == best_per_gt[None, :]) & (best_per_gt[None, :] > 0)
-    positive |= is_best.any(axis=1)
+    eligible = (best_per_gt > 0) & (best_per_gt >= floor)
+    is_best = (iou == best_per_gt[None, :]) & eligible[None, :]
+    promoted = is_best.any(axis=1)
+    positive |= promoted
     labels[positive] = POSITIVE
     matched[positive] = best_gt[positive]
+    if low_quality_match == "last-gt":  # the highest-index GT each promoted anchor is best for
+        last = len(gt_boxes) - 1 - np.argmax(is_best[:, ::-1], axis=1)
+        matched[promoted] = last[promoted]
     return np.stack([labels, matched], axis=1)
 
 
@@ -190,6 +206,9 @@ def _loss_weights(sampled: np.ndarray, normaliser: str, anchor_locations: int | 
         raise ValueError(f"unknown loss normaliser {normaliser!r}; expected one of {LOSS_NORMALISERS}")
     if normaliser == "sampled":  # torchvision: mean over the sampled anchors, lambda = 1
         return (1.0 / count if count else 0.0), (1.0 / count if count else 0.0)
+    if normaliser == "sampled-clamped":  # mmdetection: max(#pos, 1) + max(#neg, 1), lambda = 1
+        clamped = max(int(np.sum(sampled == POSITIVE)), 1) + max(int(np.sum(sampled == NEGATIVE)), 1)
+        return 1.0 / clamped, 1.0 / clamped
     locations = anchor_locations if anchor_locations is not None else max(len(sampled) // 9, 1)
     return 1.0 / 256, 10.0 / locations  # the paper: N_cls = 256, lambda = 10, N_reg = #locations
 

@@ -58,10 +58,10 @@ class ReferenceAdapter:
         )
 
     def nms(self, boxes, scores, iou_threshold):
-        return ref.nms(boxes, scores, iou_threshold, self._width)
+        return ref.nms(boxes, scores, iou_threshold, self._width, self.conventions.nms_bound)
 
     def batched_nms(self, boxes, scores, classes, iou_threshold):
-        return ref.batched_nms(boxes, scores, classes, iou_threshold, self._width)
+        return ref.batched_nms(boxes, scores, classes, iou_threshold, self._width, self.conventions.nms_bound)
 
     def grid_anchors(self, feature_sizes, strides, sizes, ratios):
         c = self.conventions
@@ -109,6 +109,7 @@ class ReferenceAdapter:
             c.proposal_min_size_stage,
             c.min_size_bound,
             self._width,
+            c.decode_clamp,
         )
         return Proposals(rows[:, :4], rows[:, 4])
 
@@ -132,8 +133,17 @@ class ReferenceAdapter:
         return ref_fourier.hybrid(phase_donor, amplitude_donor)
 
     def match_anchors(self, anchors, gt_boxes, image_size, high, low):
+        c = self.conventions
         packed = ref_rpn.match_anchors(
-            anchors, gt_boxes, image_size, high, low, self.conventions.rpn_border, self._width
+            anchors,
+            gt_boxes,
+            image_size,
+            high,
+            low,
+            c.rpn_border,
+            self._width,
+            c.low_quality_floor,
+            c.rpn_low_quality_match,
         )
         return MatchResult(packed[:, 0].astype(np.int64), packed[:, 1].astype(np.int64))
 
@@ -190,6 +200,7 @@ class ReferenceAdapter:
             c.roi_fill,
             c.roi_background_label,
             self._width,
+            c.roi_no_gt,
         )
         return RoiSample(rows[:, :4], rows[:, 4].astype(np.int64), rows[:, 5].astype(np.int64), rows[:, 6:])
 
@@ -237,24 +248,30 @@ def reference() -> ReferenceAdapter:
 
 def reference_legacy() -> ReferenceAdapter:
     """The reference with every convention at a non-default value: py-faster-rcnn's ``+1`` box
-    widths and anchors, strict min size, a symmetric decode clamp, size-major anchor order, RoI
-    sampling without the GT boxes and with repeated negatives, background as the last class."""
+    widths and anchors, strict min size, a symmetric decode clamp, NMS suppressing at ``IoU >=
+    t``, size-major anchor order, a best-anchor floor of 0.3 with the last GT's match, RoI
+    sampling without the GT boxes and with repeated negatives, background as the last class and
+    every proposal of a GT-free image a background."""
     return ReferenceAdapter(
         Conventions(
             box_width="legacy",
             min_size_bound="strict",
             decode_clamp="symmetric",
+            nms_bound="inclusive",
             anchor_offset="legacy",
             anchor_rounding="legacy",
             anchor_order="size-major",
             rpn_border="ignore",
             rpn_loss_normaliser="paper",
             rpn_smooth_l1_beta="1",
+            rpn_low_quality_floor="0.3",
+            rpn_low_quality_match="last-gt",
             proposal_pipeline="global",
             proposal_min_size_stage="before-top-n",
             roi_gt_candidates="not-added",
             roi_fill="repeat-negatives",
             roi_background_label="num-classes",
+            roi_no_gt="all-background",
             roi_smooth_l1_beta="1",
         ),
         name="reference-legacy",

@@ -48,6 +48,7 @@ class TorchvisionAdapter:
         roi_fill="shorter",
         roi_background_label="zero",
         roi_background_low="zero-only",
+        roi_no_gt="all-background",
         roi_smooth_l1_beta="1/9",
     )
 

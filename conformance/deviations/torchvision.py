@@ -213,29 +213,6 @@ def roi_pool_with_float32_bin_edges(features, rois, output_size, spatial_scale):
     return ref_pool.roi_pool(features, rois, size, spatial_scale, bin_edges=float32_bin_edges)
 
 
-def _no_gt(proposals, gt_boxes, **_) -> bool:
-    return len(gt_boxes) == 0
-
-
-@deviant_check("sample_rois", applies=_no_gt)
-def every_proposal_is_background_without_gt(output, proposals, gt_boxes, batch_size, **_):
-    """``assign_targets_to_proposals`` labels every proposal of an image without GT boxes as
-    background (0) without consulting the thresholds; the sampler then takes
-    ``min(#proposals, batch_size)`` distinct backgrounds."""
-    labels, boxes = np.asarray(output.labels), np.asarray(output.boxes)
-    if np.any(labels != 0):
-        return f"labels {sorted(set(labels.tolist()))}, not all background (0)"
-    wanted = min(len(proposals), int(batch_size))
-    if len(labels) != wanted:
-        return f"{len(labels)} RoIs, the shortcut gives {wanted}"
-    available = [tuple(p) for p in np.asarray(proposals, dtype=F32).tolist()]
-    for box in np.asarray(boxes, dtype=F32).tolist():
-        if tuple(box) not in available:
-            return f"RoI {box} is not a proposal"
-        available.remove(tuple(box))
-    return None
-
-
 def encode_float32(proposals, matched_gt_boxes, weights) -> np.ndarray:
     """``BoxCoder.encode_single(matched GT, proposals)`` in float32."""
     p, g = np.asarray(proposals, F32).reshape(-1, 4), np.asarray(matched_gt_boxes, F32).reshape(-1, 4)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from detspec.properties.interface import Conventions
 from detspec.properties.strategies.boxes import CODER_WEIGHTS, integer_boxes, pair_at_iou
+from detspec.properties.strategies.rpn import logit_values, representable_reals
 from detspec.reference.roi_pooling import roi_pool_bins
 from detspec.reference.roi_targets import object_classes
 from hypothesis import strategies as st
@@ -107,15 +108,15 @@ def fast_rcnn_loss_inputs(draw, conventions: Conventions, empty: bool = False):
     count = 0 if empty else draw(st.integers(1, 12))
     classes = num_classes + 1
     labels = draw(st.lists(st.integers(0, num_classes), min_size=count, max_size=count))
-    real = st.floats(-6, 6, allow_subnormal=False)
 
-    def matrix(rows: int, columns: int) -> np.ndarray:
+    def matrix(rows: int, columns: int, real: st.SearchStrategy[float] | None = None) -> np.ndarray:
+        real = real if real is not None else representable_reals(-6, 6)
         values = draw(st.lists(real, min_size=rows * columns, max_size=rows * columns))
         return np.asarray(values, dtype=np.float64).reshape(rows, columns)
 
     return {
         "num_classes": num_classes,
-        "class_logits": matrix(count, classes),
+        "class_logits": matrix(count, classes, logit_values(-6, 6)),
         "box_regression": matrix(count, 4 * classes),
         "labels": np.asarray(labels, dtype=np.int64),
         "targets": matrix(count, 4),

@@ -11,11 +11,30 @@ import numpy as np
 from detspec.properties.strategies.boxes import integer_boxes, pair_at_iou
 from hypothesis import strategies as st
 
-#: (low, high) threshold pairs: the paper's, dyadic ones (exact), arbitrary ones, equal ones.
+
+def representable_reals(low: float, high: float) -> st.SearchStrategy[float]:
+    """Reals that are exactly float32 numbers and not subnormal (so 0 or at least 1.2e-38 in
+    magnitude): a float32 implementation receives exactly the value the property reasons about,
+    and no input silently becomes 0 (a target of 1e-245 is 0 in float32, and L1's gradient at 0
+    is 0, not the reference's sign)."""
+    return st.floats(low, high, width=32, allow_subnormal=False)
+
+
+#: Logits as large as a float32 network really emits: where a loss computed through ``sigmoid``
+#: or ``softmax`` (instead of "with logits") saturates or overflows.
+EXTREME_LOGITS = st.sampled_from([-100.0, -88.0, -50.0, -30.0, 30.0, 50.0, 88.0, 100.0])
+
+
+def logit_values(low: float = -8.0, high: float = 8.0) -> st.SearchStrategy[float]:
+    return st.one_of(representable_reals(low, high), EXTREME_LOGITS)
+
+
+#: (low, high) threshold pairs: the paper's, dyadic ones (exact), arbitrary ones (float32
+#: numbers, so an implementation's own float32 threshold is the one the property uses), equal ones.
 THRESHOLD_PAIRS = st.one_of(
     st.just((0.3, 0.7)),
     st.tuples(st.integers(0, 16), st.integers(0, 16)).map(lambda t: (min(t) / 16, max(t) / 16)),
-    st.tuples(st.floats(0, 1), st.floats(0, 1)).map(lambda t: (min(t), max(t))),
+    st.tuples(representable_reals(0, 1), representable_reals(0, 1)).map(lambda t: (min(t), max(t))),
 )
 
 
@@ -84,8 +103,8 @@ def loss_inputs(draw, empty_sample: bool = False):
         sampled[:] = -1
     elif np.all(sampled == -1):
         sampled[draw(st.integers(0, size - 1))] = draw(st.sampled_from([1, 0]))
-    real = st.floats(-8, 8, allow_subnormal=False)
-    logits = np.asarray(draw(st.lists(real, min_size=size, max_size=size)))
+    real = representable_reals(-8, 8)
+    logits = np.asarray(draw(st.lists(logit_values(), min_size=size, max_size=size)))
     deltas = np.asarray(draw(st.lists(real, min_size=4 * size, max_size=4 * size))).reshape(-1, 4)
     targets = np.asarray(draw(st.lists(real, min_size=4 * size, max_size=4 * size))).reshape(-1, 4)
     return {
