@@ -413,4 +413,46 @@ def test_the_fingerprint_flags_a_wrong_declaration_and_agrees_with_honest_ones()
     assert wrong.startswith("convention anchor_offset: declared 'corner', the fingerprint observes 'centre'")
     for honest in (reference(), reference_legacy()):
         observations = fingerprint(GuardedImplementation(honest))
-        assert not mismatches(observations) and all(o.observed for o in observations)
+        assert not mismatches(observations)
+        assert all(o.observed for o in observations if o.evidence != "no probe")
+
+
+class RaisesForNoBoxes(ReferenceAdapter):
+    """box_area raises IndexError for an empty input, and is right otherwise."""
+
+    def __init__(self, error=IndexError) -> None:
+        super().__init__(name="raises-for-no-boxes")
+        self.error = error
+
+    def box_area(self, boxes):
+        if len(boxes) == 0:
+            raise self.error("tuple index out of range")
+        return super().box_area(boxes)
+
+
+@deviant_output("box_area")
+def area_raises_index_error_without_boxes(boxes):
+    """IndexError for no boxes, the area otherwise."""
+    if len(boxes) == 0:
+        raise IndexError("no boxes")
+    return ReferenceAdapter().box_area(boxes)
+
+
+def test_a_deviation_that_raises_is_documented_by_a_model_that_raises():
+    area = PROPERTIES["area_is_width_times_height"]
+    deviation = Deviation(
+        area.clause,
+        area.name,
+        ("impl.raised",),
+        area_raises_index_error_without_boxes,
+        "crash",
+        {"boxes": []},
+    )
+    outcome = evaluate(area, GuardedImplementation(RaisesForNoBoxes()), deviation, QUICK)
+    assert outcome.status == Verdict.DEVIATES, outcome.message
+    # another exception type, or a raise where the model computes an area, is not excused
+    outcome = evaluate(area, GuardedImplementation(RaisesForNoBoxes(KeyError)), deviation, QUICK)
+    assert (
+        outcome.status == Verdict.FAIL
+        and "raised KeyError where the model raises IndexError" in outcome.message
+    )

@@ -20,6 +20,12 @@ Two forms:
 Either form may take ``applies=predicate(**arguments)``: the calls on which the deviation can show
 at all. At least one call must satisfy it, and only those calls are checked against the model
 (the others must then be correct, which the property itself checks).
+
+A deviation may also be a *failure*: an operation that raises on some inputs. An output model
+says so by raising on those arguments (the recorded call must have raised an exception of the
+same type name, and must not have raised anywhere the model returns); a check model says so with
+``raises=predicate(**arguments)`` returning the exception type name the call raises there, or
+``None``.
 """
 
 from __future__ import annotations
@@ -43,6 +49,16 @@ class DeviantModel:
     form: str  # "output" or "check"
     applies: Callable[..., bool] | None = None
     doc: str = ""
+    raises: Callable[..., str | None] | None = None  # check form: where the call raises, and what
+
+    def _expected(self, arguments: dict[str, Any]) -> tuple[str | None, Any]:
+        """``(the exception type name the deviant call raises, or None; its output)``."""
+        if self.form == "check":
+            return (self.raises(**arguments) if self.raises else None), None
+        try:
+            return None, self.model(**arguments)
+        except Exception as error:
+            return type(error).__name__, None
 
     def explain(self, calls: list[Call], dtype: str) -> str | None:
         """``None`` when the recorded calls agree with this model; otherwise why they do not."""
@@ -54,18 +70,34 @@ class DeviantModel:
             if not relevant:
                 return f"no call to {self.operation} is one the documented deviation applies to ({self.name})"
         for number, call in enumerate(relevant, start=1):
-            if call.error is not None:
-                return f"call {number} to {self.operation} failed ({call.error}); the model gives an output"
+            expected_error, expected = self._expected(call.arguments)
+            if call.error is not None or expected_error is not None:
+                reason = _compare_failures(call.error, expected_error)
+                if reason:
+                    return f"call {number} to {self.operation}: {reason}"
+                continue
             if self.form == "check":
                 reason = self.model(call.result, **call.arguments)
                 if reason:
                     return f"call {number} to {self.operation}: {reason}"
                 continue
-            expected = self.model(**call.arguments)
             reason = _difference(call.result, expected, tolerance(dtype))
             if reason:
                 return f"call {number} to {self.operation} does not return what {self.name} gives: {reason}"
         return None
+
+
+def _compare_failures(error: BaseException | None, expected: str | None) -> str | None:
+    """Whether a recorded failure (``ImplementationRaised`` keeps the original type's name, also
+    from a worker process) is the one the model expects."""
+    if error is None:
+        return f"the model raises {expected} here, the implementation returned"
+    if expected is None:
+        return f"it failed ({error}) where the model gives an output"
+    got = getattr(error, "error_type", None) or type(error).__name__
+    if got != expected:
+        return f"it raised {got} where the model raises {expected}"
+    return None
 
 
 def deviant_output(operation: str, *, applies: Callable[..., bool] | None = None):
@@ -79,11 +111,19 @@ def deviant_output(operation: str, *, applies: Callable[..., bool] | None = None
     return declare
 
 
-def deviant_check(operation: str, *, applies: Callable[..., bool] | None = None):
-    """Declare ``model(output, **arguments) -> None | reason`` as the deviant behaviour."""
+def deviant_check(
+    operation: str,
+    *,
+    applies: Callable[..., bool] | None = None,
+    raises: Callable[..., str | None] | None = None,
+):
+    """Declare ``model(output, **arguments) -> None | reason`` as the deviant behaviour
+    (``raises``: where the call raises instead, and the exception's type name)."""
 
     def declare(model: Callable[..., Any]) -> DeviantModel:
-        return DeviantModel(model.__name__, operation, model, "check", applies, (model.__doc__ or "").strip())
+        return DeviantModel(
+            model.__name__, operation, model, "check", applies, (model.__doc__ or "").strip(), raises
+        )
 
     return declare
 
