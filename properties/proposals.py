@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from detspec.properties.checks import check_close, fail, tolerance
 from detspec.properties.exact import ThresholdOverlaps
+from detspec.properties.interface import Conventions
 from detspec.properties.registry import Example, Integer, Number, PairField, Rows4, Vector, family, prop
 from detspec.properties.registry import Labels as LabelsField
 from detspec.properties.strategies.boxes import IOU_THRESHOLDS, integer_boxes
@@ -31,15 +32,45 @@ class ProposalInputs(Example):
 ARGUMENTS = tuple(ProposalInputs.KINDS)
 
 
+def own_grid(draw, conventions: Conventions) -> tuple[list[list[float]], list[int]]:
+    """One level of anchors laid out as a layer that makes its own anchors does (py-faster-rcnn's
+    proposal layer, OpenVINO's ``Proposal``): an ``H x W`` grid at one stride, sizes multiples
+    of the stride, ratios among (0.5, 1, 2), with the declared anchor conventions."""
+    from detspec.reference.anchors import grid_anchors
+
+    stride = draw(st.sampled_from([8, 16, 32]))
+    sizes = [
+        stride * k for k in draw(st.lists(st.sampled_from([1, 2, 4, 8]), min_size=1, max_size=3, unique=True))
+    ]
+    ratios = draw(st.lists(st.sampled_from([0.5, 1.0, 2.0]), min_size=1, max_size=3, unique=True))
+    feature = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    anchors = grid_anchors(
+        feature,
+        stride,
+        sorted(sizes),
+        sorted(ratios),
+        offset=conventions.anchor_offset,
+        rounding=conventions.anchor_rounding,
+        order=conventions.anchor_order,
+        convention=conventions.box_width,
+    )
+    return anchors.tolist(), [0] * len(anchors)
+
+
 @st.composite
-def proposal_inputs(draw, extreme: bool = False, distinct: bool = False):
+def proposal_inputs(draw, conventions: Conventions, extreme: bool = False, distinct: bool = False):
     """Anchors on 1-3 levels (grouped by level), logits, deltas and the pipeline's settings.
-    ``extreme``: huge deltas and infinite logits. ``distinct``: distinct scores."""
+    ``extreme``: huge deltas and infinite logits. ``distinct``: distinct scores. An
+    implementation that only takes its own anchors (``proposal_anchors = own-grid``) gets one
+    level of its own grid instead of arbitrary anchors."""
     rows, levels = [], []
-    for level in range(draw(st.integers(1, 3))):
-        boxes = draw(integer_boxes(1 if level == 0 else 0, 10, degenerate=False, huge=False))
-        rows += boxes
-        levels += [level] * len(boxes)
+    if conventions.proposal_anchors == "own-grid":
+        rows, levels = own_grid(draw, conventions)
+    else:
+        for level in range(draw(st.integers(1, 3))):
+            boxes = draw(integer_boxes(1 if level == 0 else 0, 10, degenerate=False, huge=False))
+            rows += boxes
+            levels += [level] * len(boxes)
     count = len(rows)
     if distinct:
         logits = (np.asarray(draw(st.permutations(range(count))), dtype=np.float64) - count / 2) / 4
@@ -88,7 +119,11 @@ def _candidates(impl, example: dict) -> list[np.ndarray]:
     """For each proposal, the anchors it can come from: same decoded-and-clipped box and score."""
     conventions = impl.conventions
     decoded = ref_proposals.decode_and_clip(
-        example["anchors"], example["deltas"], example["image_size"], conventions.box_width, conventions.decode_clamp
+        example["anchors"],
+        example["deltas"],
+        example["image_size"],
+        conventions.box_width,
+        conventions.decode_clamp,
     )
     with np.errstate(over="ignore"):
         scores = 1.0 / (1.0 + np.exp(-example["logits"]))
@@ -104,7 +139,7 @@ def _candidates(impl, example: dict) -> list[np.ndarray]:
 @prop(
     "proposals.inside",
     uses=("generate_proposals",),
-    given=lambda _c: proposal_inputs(),
+    given=lambda c: proposal_inputs(c),
     example=ProposalInputs,
 )
 def proposals_are_finite_and_inside_the_image(impl, **example):
@@ -129,7 +164,7 @@ def proposals_are_finite_and_inside_the_image(impl, **example):
 @prop(
     "proposals.extreme",
     uses=("generate_proposals",),
-    given=lambda _c: proposal_inputs(extreme=True),
+    given=lambda c: proposal_inputs(c, extreme=True),
     example=ProposalInputs,
 )
 def extreme_outputs_still_give_boxes_inside_the_image(impl, **example):
@@ -140,7 +175,7 @@ def extreme_outputs_still_give_boxes_inside_the_image(impl, **example):
 @prop(
     "proposals.sorted",
     uses=("generate_proposals",),
-    given=lambda _c: proposal_inputs(),
+    given=lambda c: proposal_inputs(c),
     example=ProposalInputs,
 )
 def at_most_post_n_proposals_sorted_by_score(impl, **example):
@@ -165,7 +200,7 @@ def at_most_post_n_proposals_sorted_by_score(impl, **example):
 @prop(
     "proposals.provenance",
     uses=("generate_proposals",),
-    given=lambda _c: proposal_inputs(),
+    given=lambda c: proposal_inputs(c),
     example=ProposalInputs,
 )
 def every_proposal_is_a_decoded_clipped_anchor(impl, **example):
@@ -183,7 +218,7 @@ def every_proposal_is_a_decoded_clipped_anchor(impl, **example):
 @prop(
     "proposals.min-size",
     uses=("generate_proposals",),
-    given=lambda _c: proposal_inputs(),
+    given=lambda c: proposal_inputs(c),
     example=ProposalInputs,
 )
 def proposals_satisfy_the_min_size(impl, **example):
@@ -205,7 +240,7 @@ def proposals_satisfy_the_min_size(impl, **example):
 @prop(
     "proposals.nms",
     uses=("generate_proposals",),
-    given=lambda _c: proposal_inputs(),
+    given=lambda c: proposal_inputs(c),
     example=ProposalInputs,
     examples=lambda _c: [
         {  # two identical anchors, no regression: NMS keeps one of the two identical proposals
@@ -251,7 +286,7 @@ def proposals_of_a_level_do_not_overlap_above_threshold(impl, **example):
 @prop(
     "proposals.post-n-prefix",
     uses=("generate_proposals",),
-    given=lambda _c: st.tuples(proposal_inputs(), st.integers(0, 12)).map(
+    given=lambda c: st.tuples(proposal_inputs(c), st.integers(0, 12)).map(
         lambda t: {**t[0], "post_nms_top_n": min(t[0]["post_nms_top_n"], t[1])}
     ),
     example=ProposalInputs,
@@ -284,7 +319,7 @@ def _reference(impl, example: dict) -> np.ndarray:
 @prop(
     "proposals.pipeline",
     uses=("generate_proposals",),
-    given=lambda _c: proposal_inputs(distinct=True),
+    given=lambda c: proposal_inputs(c, distinct=True),
     example=ProposalInputs,
 )
 def proposals_follow_the_declared_pipeline(impl, **example):
@@ -296,7 +331,11 @@ def proposals_follow_the_declared_pipeline(impl, **example):
     conventions = impl.conventions
     band = tolerance(conventions.dtype)
     decoded = ref_proposals.decode_and_clip(
-        example["anchors"], example["deltas"], example["image_size"], conventions.box_width, conventions.decode_clamp
+        example["anchors"],
+        example["deltas"],
+        example["image_size"],
+        conventions.box_width,
+        conventions.decode_clamp,
     )
     sides = np.concatenate([decoded[:, 2] - decoded[:, 0], decoded[:, 3] - decoded[:, 1]])
     iou = ref_boxes.pairwise_iou(decoded, decoded, conventions.width_offset)
@@ -320,13 +359,25 @@ def proposals_follow_the_declared_pipeline(impl, **example):
     )
 
 
-def paper_scale_example(seed: int = 0) -> dict:
+def paper_scale_example(seed: int = 0, conventions: Conventions | None = None) -> dict:
     """The paper's scale: 62 x 37 x 9 = 20,646 anchors (sizes 128-512, ratios 0.5-2, stride 16),
-    random logits and small random deltas, pre-NMS 12,000, post-NMS 2,000, NMS 0.7, min size 16."""
+    random logits and small random deltas, pre-NMS 12,000, post-NMS 2,000, NMS 0.7, min size 16.
+    The anchors follow the declared anchor conventions for an implementation that only takes its
+    own grid, and are centred otherwise."""
     from detspec.reference.anchors import grid_anchors
 
     rng = np.random.default_rng(seed)
-    anchors = grid_anchors((37, 62), 16, (128, 256, 512), (0.5, 1.0, 2.0), offset="centre")
+    own = conventions is not None and conventions.proposal_anchors == "own-grid"
+    anchors = grid_anchors(
+        (37, 62),
+        16,
+        (128, 256, 512),
+        (0.5, 1.0, 2.0),
+        offset=conventions.anchor_offset if own else "centre",
+        rounding=conventions.anchor_rounding if own else "none",
+        order=conventions.anchor_order if own else "ratio-major",
+        convention=conventions.box_width if own else "continuous",
+    )
     return {
         "anchors": anchors,
         "logits": rng.normal(size=len(anchors)).astype(np.float32).astype(np.float64),
@@ -343,7 +394,7 @@ def paper_scale_example(seed: int = 0) -> dict:
 @prop(
     "proposals.scale",
     uses=("generate_proposals",),
-    given=lambda _c: st.just(0).map(paper_scale_example),
+    given=lambda c: st.just(c).map(lambda conventions: paper_scale_example(0, conventions)),
     example=ProposalInputs,
 )
 def paper_scale_proposals_keep_the_invariants(impl, **example):

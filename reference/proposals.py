@@ -25,6 +25,7 @@ from detspec.reference.boxes import (
 )
 from detspec.reference.boxes import remove_small_boxes as small_box_filter
 from detspec.reference.validation import (
+    COORDINATE_LIMIT,
     check_boxes,
     check_finite_array,
     check_image_size,
@@ -53,6 +54,7 @@ def decode_and_clip(
         convention=convention,
         allow_overflow=True,
     )
+    boxes = np.clip(boxes, -COORDINATE_LIMIT, COORDINATE_LIMIT)  # an overflowed side: the border
     boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2])
     return clip_boxes_to_image(boxes, image_size, convention)
 
