@@ -21,6 +21,7 @@ from detspec.properties.exact import ThresholdOverlaps
 from detspec.properties.interface import Conventions, ImplementationRaised
 from detspec.properties.registry import (
     Example,
+    Integer,
     Matrix,
     Number,
     PairField,
@@ -892,3 +893,66 @@ def nms_rejects_invalid_boxes(impl, boxes, corruption):
     """nms raises on NaN/inf, x2 < x1 or y2 < y1, and a wrong shape."""
     scores = np.linspace(1.0, 0.5, len(boxes))
     _expect_rejection(lambda: impl.nms(boxes, scores, 0.5), "nms", corruption)
+
+
+# --- batched NMS on both sides of an implementation's size switch ------------------------------
+
+#: torchvision's CPU ``batched_nms`` shifts boxes by class up to 4000 coordinates (1000 boxes) and
+#: loops over the classes above; 990 and 1010 boxes fall on either side.
+SIZE_SWITCH_BOXES = (990, 1010)
+
+
+@family
+class SeededBoxCount(Example):
+    """A box count; the boxes, scores and classes follow from it (seed = count)."""
+
+    count: Integer
+
+
+def seeded_batched_input(count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """About a thousand boxes left of and above the origin (unclipped anchors: the largest
+    coordinate is negative), three classes, distinct scores, threshold 0.5; seeded by ``count``."""
+    rng = np.random.default_rng(count)
+    corner = rng.integers(-512, -64, size=(count, 2)).astype(np.float64)
+    sides = rng.integers(1, 64, size=(count, 2)).astype(np.float64)
+    boxes = np.concatenate([corner, corner + sides], axis=1)
+    scores = (rng.permutation(count) + 1) / (count + 1)
+    return boxes, scores, rng.integers(0, 3, size=count).astype(np.int64), 0.5
+
+
+@prop(
+    "boxes.batched-nms.per-class",
+    uses=("batched_nms",),
+    given=lambda _c: st.sampled_from(SIZE_SWITCH_BOXES).map(lambda n: {"count": n}),
+    example=SeededBoxCount,
+    examples=lambda _c: [{"count": n} for n in SIZE_SWITCH_BOXES],
+)
+def batched_nms_holds_on_both_sides_of_the_size_switch(impl, count):
+    """Around a thousand boxes (both sides of torchvision's switch from the coordinate-offset trick
+    to a loop over classes), batched NMS keeps exactly what NMS within each class keeps (scores
+    are distinct; a pair within the tolerance band of the threshold, but not on it, would make
+    the example decide nothing)."""
+    boxes, scores, classes, iou_threshold = seeded_batched_input(count)
+    keep = impl.batched_nms(boxes, scores, classes, iou_threshold)
+    check_indices(keep, len(boxes), "batched_nms", "batched-nms")
+    conventions = impl.conventions
+    iou = ref.pairwise_iou(boxes, boxes, conventions.width_offset)
+    same_class = classes[:, None] == classes[None, :]
+    # integer corners: a pair exactly at t is exact in float32 too; one merely near it is not
+    near = (np.abs(iou - iou_threshold) <= tolerance(conventions.dtype)) & (iou != iou_threshold)
+    if np.any(same_class & near):
+        return
+    expected = ref.batched_nms(
+        boxes, scores, classes, iou_threshold, conventions.box_width, conventions.nms_bound
+    )
+    if sorted(keep.tolist()) != sorted(expected.tolist()):
+        missing = sorted(set(expected.tolist()) - set(keep.tolist()))
+        extra = sorted(set(keep.tolist()) - set(expected.tolist()))
+        fail(
+            "batched-nms.large",
+            f"batched_nms of {len(boxes)} boxes in {len(np.unique(classes))} classes: "
+            f"{len(missing)} boxes NMS within their class keeps are missing (first {missing[:5]}), "
+            f"{len(extra)} boxes it suppresses are kept (first {extra[:5]})",
+            len(expected),
+            len(keep),
+        )

@@ -215,11 +215,28 @@ def every_proposal_is_a_decoded_clipped_anchor(impl, **example):
             )
 
 
+def _at_min_size(c: Conventions) -> dict:
+    """Two anchors, sides exactly min_size and one below, under the declared box width."""
+    o = c.width_offset
+    return {
+        "anchors": np.array([[0.0, 0.0, 16.0 - o, 16.0 - o], [40.0, 0.0, 55.0 - o, 15.0 - o]]),
+        "logits": np.array([1.0, 2.0]),
+        "deltas": np.zeros((2, 4)),
+        "levels": np.zeros(2, dtype=np.int64),
+        "image_size": (100.0, 100.0),
+        "pre_nms_top_n": 2,
+        "post_nms_top_n": 2,
+        "nms_threshold": 0.7,
+        "min_size": 16.0,
+    }
+
+
 @prop(
     "proposals.min-size",
     uses=("generate_proposals",),
     given=lambda c: proposal_inputs(c),
     example=ProposalInputs,
+    examples=lambda c: [] if c.proposal_anchors == "own-grid" else [_at_min_size(c)],
 )
 def proposals_satisfy_the_min_size(impl, **example):
     """Every proposal has both sides >= min_size (> for the strict bound)."""

@@ -25,6 +25,7 @@ from tests.negative_controls.anchors import (
 )
 from tests.negative_controls.boxes import (
     AreaPlusOne,
+    BatchedNmsClassAgnosticPastAThousand,
     BatchedNmsCoordinateTrick,
     ClipShrinksBoxes,
     ClipSwapsHeightAndWidth,
@@ -145,6 +146,7 @@ CONTROLS = {
     "nms_keeps_both_boxes_at_exact_threshold": NmsSuppressesAtThreshold,
     "nms_is_idempotent": NmsDropsLastKept,
     "batched_nms_is_nms_within_each_class": BatchedNmsCoordinateTrick,
+    "batched_nms_holds_on_both_sides_of_the_size_switch": BatchedNmsClassAgnosticPastAThousand,
     "iou_rejects_invalid_boxes": IouWithoutValidation,
     "nms_rejects_invalid_boxes": NmsSanitisesNaN,
     "anchor_count_is_cells_times_shapes": AnchorsMissingLastCell,

@@ -249,3 +249,12 @@ class NmsSanitisesNaN(Control):
             [np.minimum(boxes[:, :2], boxes[:, 2:]), np.maximum(boxes[:, :2], boxes[:, 2:])], axis=1
         )
         return ref.nms(boxes, scores, iou_threshold)
+
+
+class BatchedNmsClassAgnosticPastAThousand(Control):
+    """A "fast path" above 1000 boxes that runs one class-agnostic NMS (the classes forgotten)."""
+
+    def batched_nms(self, boxes, scores, classes, iou_threshold):
+        if len(boxes) > 1000:
+            return ref.nms(boxes, scores, iou_threshold)
+        return super().batched_nms(boxes, scores, classes, iou_threshold)
