@@ -129,6 +129,23 @@ def _json_block(value: Any) -> str:
     return html.escape(json.dumps(value, indent=1) if not isinstance(value, str) else value)
 
 
+def _fingerprint_row(name: str, observation: dict[str, Any]) -> str:
+    mismatch = observation["observed"] not in (None, observation["declared"])
+    style = " style='background:#ffc9a8'" if mismatch else ""
+    return (
+        f"<tr{style}><td><code>{html.escape(name)}</code></td><td>{html.escape(observation['declared'])}</td>"
+        f"<td>{html.escape(observation['observed'] or '-')}</td>"
+        f"<td>{html.escape(observation['evidence'])}</td></tr>"
+    )
+
+
+def _conventions_section(rows: str) -> str:
+    if not rows:
+        return ""
+    head = "<tr><th>convention</th><th>declared</th><th>observed</th><th>evidence</th></tr>"
+    return f"<h2>Conventions: declared and observed</h2><table>{head}{rows}</table>"
+
+
 def render_html(report: dict[str, Any], spec_href: str = "../spec") -> str:
     """The report as one HTML page; ``spec_href`` is where the spec files are, seen from the page."""
     impl = report["implementation"]
@@ -194,6 +211,7 @@ def render_html(report: dict[str, Any], spec_href: str = "../spec") -> str:
     )
     summary = ", ".join(f"{n} {s}" for s, n in sorted(report["summary"].items()))
     hyp = report["hypothesis"]
+    fingerprint = "".join(_fingerprint_row(name, o) for name, o in report.get("fingerprint", {}).items())
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>detspec: {html.escape(impl["name"])}</title>
 <style>
@@ -213,6 +231,7 @@ max_examples {hyp["max_examples"]}; generated {html.escape(report["generated_at"
 {"".join(rows)}
 </table>
 {f"<h2>Figures</h2>{figures}" if figures else ""}
+{_conventions_section(fingerprint)}
 <p>Statuses and tolerances are explained in
 <a href="{html.escape(spec_href)}/INTERPRETING.md">INTERPRETING.md</a>.</p>
 </body></html>
