@@ -45,12 +45,11 @@ mmcv-lite has no compiled ops: ``mmcv_ops`` registers a stand-in ``mmcv._ext`` a
 ``nms``, ``batched_nms``, ``generate_proposals``, ``roi_align`` and ``multiscale_roi_align`` are
 not provided. mmcv has no CPU RoIPool kernel: ``roi_pool`` is never provided.
 
-Choices of mmdetection that the spec's conventions do not name yet (the adapter declares the
-closest existing values; the properties these choices fail are listed in the report): the
-best-anchor rule's floor ``min_pos_iou = 0.3``; a promoted anchor regresses to the last GT it is
-best for (max_iou_assigner.py:306-310); the RPN loss is divided by ``max(#pos, 1) + max(#neg, 1)``;
-FPN levels ``floor(log2(sqrt(wh) / 56 + 1e-6))`` counted from the first map; RoIAlign
-``aligned=True`` in the FPN pooler; without GT boxes every proposal is a background RoI.
+mmdetection's choices that the spec names as conventions include the best-anchor floor
+(``rpn_low_quality_floor = 0.3``, ``min_pos_iou``), the promoted anchor's GT (``last-gt``:
+the GT loop overwrites, max_iou_assigner.py:306-310), the RPN loss normaliser ``max(#pos, 1) +
+max(#neg, 1)`` (``sampled-clamped``), the FPN level mapping (``finest-56``), half-pixel RoIAlign
+in the FPN pooler and "no GT box: every proposal is background" (``roi_no_gt``).
 
 Computation is float32 on the CPU. Random draws (``RandomSampler.random_choice``:
 ``torch.randperm`` on torch's global generator, random_sampler.py:67) are seeded with
@@ -181,20 +180,28 @@ class MmdetectionAdapter:
         box_width="continuous",  # x2 - x1 (bbox_overlaps.py:151-191, no +1)
         min_size_bound="strict",  # w > min_bbox_size and h > min_bbox_size (rpn_head.py:277-278)
         decode_clamp="symmetric",  # dwh.clamp(min=-max_ratio, max=max_ratio) (delta_xywh:350)
+        nms_bound="strict",  # suppressed at ovr > iou_threshold (mmcv csrc/pytorch/cpu/nms.cpp:48)
         dtype="float32",
         anchor_offset="corner",  # center_offset=0 (anchor_generator.py:78)
         anchor_rounding="none",
         anchor_order="ratio-major",  # scale_major=True: ratios outer, scales inner (L190-192)
         rpn_border="keep",  # allowed_border=-1 (config L78)
-        rpn_loss_normaliser="sampled",  # closest value; really max(P,1) + max(N,1) (sampling_result:96-100)
+        rpn_loss_normaliser="sampled-clamped",  # max(P, 1) + max(N, 1) (sampling_result.py:96-100)
         rpn_smooth_l1_beta="0",  # L1Loss (config L40)
+        rpn_low_quality_floor="0.3",  # min_pos_iou=0.3 (config L69; max_iou_assigner.py:307)
+        rpn_low_quality_match="last-gt",  # the GT loop overwrites (max_iou_assigner.py:306-310)
         proposal_pipeline="per-level",  # top nms_pre per level, NMS by level (rpn_head.py:192-234)
         proposal_min_size_stage="after-top-n",  # _bbox_post_process filters after decoding
+        proposal_anchors="given",  # RPNHead takes the priors it is given
         roi_gt_candidates="added",  # add_gt_as_proposals=True (config L98)
         roi_fill="shorter",  # RandomSampler takes what there is
         roi_background_label="num-classes",  # bbox_head.py:197-199
         roi_background_low="parameter",  # neg_iou_thr as a (low, high) tuple
+        roi_no_gt="all-background",  # num_gts == 0: every candidate negative (max_iou_assigner:267-269)
         roi_smooth_l1_beta="0",  # L1Loss (config L61)
+        fpn_level_mapping="finest-56",  # finest_scale=56 (single_level_roi_extractor.py:35, 59-62)
+        multiscale_alignment="half-pixel",  # RoIAlign aligned=True default (mmcv/ops/roi_align.py:179)
+        multiscale_output="any",  # RoIAlign output_size (h, w)
     )
 
     has_kernels = False

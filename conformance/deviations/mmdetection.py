@@ -70,40 +70,31 @@ def iou_with_a_union_floor(boxes1, boxes2):
     return _mmdet_iou(boxes1, boxes2)
 
 
-def _cmax(a, b):
-    """``std::max(a, b)``: ``(a < b) ? b : a`` (with NaN: ``a``)."""
-    return b if a < b else a
-
-
-def _cmin(a, b):
-    """``std::min(a, b)``: ``(b < a) ? b : a`` (with NaN: ``a``)."""
-    return b if b < a else a
-
-
 def nms_cpu_float32(boxes, scores, iou_threshold) -> np.ndarray:
-    """``mmcv/ops/csrc/pytorch/cpu/nms.cpp:5-52`` (offset 0): greedy NMS in descending score
-    order (``scores.sort``; ties in index order here), float32 IoU with ``std::max``/``std::min``,
-    suppression at ``ovr > iou_threshold`` with the threshold passed as a C++ ``float``."""
+    """``mmcv/ops/csrc/pytorch/cpu/nms.cpp:5-53`` (offset 0): greedy NMS in descending score
+    order (``scores.sort``; ties in index order here), float32 IoU with ``std::max``/``std::min``
+    (``max(a, b)`` is ``a < b ? b : a``: a NaN operand decides nothing), suppression at
+    ``ovr > iou_threshold`` with the threshold passed as a C++ ``float``. One kept box at a time
+    against every later one, vectorised."""
     b = _boxes32(boxes)
-    s = np.asarray(scores, dtype=F32).reshape(-1)
+    order = np.argsort(-np.asarray(scores, dtype=F32).reshape(-1), kind="stable")
+    x1, y1, x2, y2 = (b[order, k] for k in range(4))
     threshold = F32(iou_threshold)
+    selected = np.ones(len(order), dtype=bool)
     with np.errstate(all="ignore"):
-        areas = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-        order = np.argsort(-s, kind="stable")
-        selected = np.ones(len(b), dtype=bool)
-        for position, i in enumerate(order):
+        areas = (x2 - x1) * (y2 - y1)
+        for position in range(len(order)):
             if not selected[position]:
                 continue
-            for later in range(position + 1, len(order)):
-                if not selected[later]:
-                    continue
-                j = order[later]
-                w = _cmax(F32(0), F32(_cmin(b[i, 2], b[j, 2]) - _cmax(b[i, 0], b[j, 0])))
-                h = _cmax(F32(0), F32(_cmin(b[i, 3], b[j, 3]) - _cmax(b[i, 1], b[j, 1])))
-                inter = F32(w * h)
-                overlap = F32(inter / F32(areas[i] + areas[j] - inter))
-                if overlap > threshold:
-                    selected[later] = False
+            rest = position + 1 + np.flatnonzero(selected[position + 1 :])
+            left = np.where(x1[position] < x1[rest], x1[rest], x1[position])
+            top = np.where(y1[position] < y1[rest], y1[rest], y1[position])
+            right = np.where(x2[rest] < x2[position], x2[rest], x2[position])
+            bottom = np.where(y2[rest] < y2[position], y2[rest], y2[position])
+            w, h = right - left, bottom - top
+            inter = np.where(F32(0) < w, w, F32(0)) * np.where(F32(0) < h, h, F32(0))
+            overlap = inter / (areas[position] + areas[rest] - inter)
+            selected[rest[overlap > threshold]] = False
     return order[selected].astype(np.int64)
 
 
@@ -117,12 +108,20 @@ def nms_without_validation(boxes, scores, iou_threshold):
     return nms_cpu_float32(boxes, scores, iou_threshold)
 
 
-@deviant_check("batched_nms", applies=lambda boxes, **_: 0 < len(boxes) < SPLIT_THRESHOLD)
+def _empty_input_raises(boxes, **_) -> str | None:
+    """``boxes.max()`` of no boxes (mmcv/ops/nms.py:291): ``RuntimeError``."""
+    return "RuntimeError" if len(boxes) == 0 else None
+
+
+@deviant_check(
+    "batched_nms", applies=lambda boxes, **_: len(boxes) < SPLIT_THRESHOLD, raises=_empty_input_raises
+)
 def batched_nms_with_coordinate_offsets(output, boxes, scores, classes, iou_threshold):
     """``mmcv.ops.batched_nms`` (mmcv/ops/nms.py:290-304) below ``split_thr`` boxes: every box is
     shifted by ``class * (boxes.max() + 1)`` in float32 and one NMS runs over all of them; when
     the largest coordinate is near 0 or negative the shifts no longer separate the classes. The
-    output must be that NMS (for some order of tied scores)."""
+    output must be that NMS (for some order of tied scores). No box at all: ``boxes.max()``
+    raises (L291)."""
     b = _boxes32(boxes)
     offsets = np.asarray(classes).astype(F32) * (b.max() + F32(1))
     shifted = b + offsets[:, None]
