@@ -42,9 +42,9 @@ that is what a deployed float32 model runs. (ORT's double DFT is more accurate, 
 would be the adapter improving on the deployed runtime; ORT's float32 Bluestein DFT for lengths
 that are not powers of two is 4-40 ulp of max|F| off, and the suite judges that.)
 
-Report time on a 2-core CPU: ``onnxruntime`` 5-9 s (dev profile), 2 min (thorough);
-``onnxruntime-torchvision`` 27-47 s (dev; the torch import, a TorchScript export per drawn
-threshold, size or scale at 10-300 ms each, 2-4 s per torch.export of a Fourier graph), 7.5 min
+Report time on a shared 2-core CPU: ``onnxruntime`` 5-11 s (dev profile), 2-3 min (thorough);
+``onnxruntime-torchvision`` 27-50 s (dev; the torch import, a TorchScript export per drawn
+threshold, size or scale at 10-300 ms each, 2-4 s per torch.export of a Fourier graph), 7.5-9 min
 (thorough).
 """
 
