@@ -79,6 +79,13 @@ class Caller(Protocol):
     def close(self) -> None: ...
 
 
+def hung_before(label: str, timeout_s: float) -> ImplementationHung:
+    """An operation that hung once is not called again in the run (it would hang again)."""
+    return ImplementationHung(
+        f"{label} did not return within {timeout_s:g} s on an earlier call; not called again", again=True
+    )
+
+
 def raised(label: str, error: BaseException) -> ImplementationRaised:
     first_line = (str(error).strip().splitlines() or [""])[0][:300]
     return ImplementationRaised(f"{label} raised {type(error).__name__}: {first_line}", error)
@@ -106,10 +113,7 @@ class InProcessCaller:
     def call(self, operation: str, arguments: dict[str, Any], timeout_s: float) -> Any:
         label = f"{self.name}.{operation}"
         if operation in self._hung:
-            raise ImplementationHung(
-                f"{label} did not return within {timeout_s:g} s on an earlier call; not called again",
-                again=True,
-            )
+            raise hung_before(label, timeout_s)
         outcome: dict[str, Any] = {}
         function = getattr(self.adapter, operation)
         copies = copy.deepcopy(arguments)

@@ -21,6 +21,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from detspec.conformance.guard import hung_before
 from detspec.properties.interface import ImplementationCrashed, ImplementationHung, ImplementationRaised
 
 #: Seconds a worker may take to import its adapter (torch, a runtime) and answer.
@@ -163,10 +164,7 @@ class WorkerCaller:
     def call(self, operation: str, arguments: dict[str, Any], timeout_s: float) -> Any:
         label = f"{self.name}.{operation}"
         if operation in self._hung:
-            raise ImplementationHung(
-                f"{label} did not return within {timeout_s:g} s on an earlier call; not called again",
-                again=True,
-            )
+            raise hung_before(label, timeout_s)
         if self._crashes.get(operation, 0) >= CRASH_BUDGET:
             raise ImplementationCrashed(
                 f"{label} crashed the worker {CRASH_BUDGET} times; not called again in this run", again=True

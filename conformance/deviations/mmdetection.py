@@ -9,10 +9,9 @@ Where mmdetection raises, the model raises the same exception type.
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 from detspec.conformance.deviations import deviant_check, deviant_output
+from detspec.conformance.deviations.torchvision import valid_greedy_nms
 from detspec.properties.interface import Proposals
 
 F32 = np.float32
@@ -130,30 +129,7 @@ def batched_nms_with_coordinate_offsets(output, boxes, scores, classes, iou_thre
         return None
     if len(np.unique(scores)) == len(scores):
         return f"kept {list(output)}; NMS over the class-shifted boxes keeps {list(expected)}"
-    return _valid_greedy(output, shifted, np.asarray(scores, dtype=F32), F32(iou_threshold))
-
-
-def _valid_greedy(keep, boxes32, scores, iou_threshold) -> str | None:
-    """With tied scores: the kept boxes are sorted, mutually at most at the threshold, and every
-    other box overlaps a kept box of higher-or-equal score above it (float32 IoU, no floor)."""
-    keep = [int(k) for k in keep]
-    if any(scores[a] < scores[b] for a, b in itertools.pairwise(keep)):
-        return "kept boxes not sorted by score"
-    with np.errstate(all="ignore"):
-        area = (boxes32[:, 2] - boxes32[:, 0]) * (boxes32[:, 3] - boxes32[:, 1])
-        lt = np.maximum(boxes32[:, None, :2], boxes32[None, :, :2])
-        rb = np.minimum(boxes32[:, None, 2:], boxes32[None, :, 2:])
-        wh = np.maximum(rb - lt, F32(0))
-        inter = wh[..., 0] * wh[..., 1]
-        iou = inter / (area[:, None] + area[None, :] - inter)
-    for position, i in enumerate(keep):
-        for j in keep[position + 1 :]:
-            if iou[i, j] > iou_threshold:
-                return f"kept boxes {i} and {j} overlap above the threshold after the shift"
-    for j in set(range(len(scores))) - set(keep):
-        if not any(scores[i] >= scores[j] and iou[i, j] > iou_threshold for i in keep):
-            return f"box {j} was dropped although no kept box overlaps it after the shift"
-    return None
+    return valid_greedy_nms(output, shifted, np.asarray(scores, dtype=F32), F32(iou_threshold))
 
 
 def mmdet_anchors(feature_sizes, strides, sizes, ratios) -> np.ndarray:

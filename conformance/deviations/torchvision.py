@@ -114,10 +114,10 @@ def batched_nms_with_coordinate_offsets(output, boxes, scores, classes, iou_thre
         return None
     if len(np.unique(scores)) == len(scores):
         return f"kept {list(output)}; NMS over the class-shifted boxes keeps {list(expected)}"
-    return _valid_greedy(output, shifted, np.asarray(scores), iou_threshold)
+    return valid_greedy_nms(output, shifted, np.asarray(scores), iou_threshold)
 
 
-def _valid_greedy(keep, boxes32, scores, iou_threshold) -> str | None:
+def valid_greedy_nms(keep, boxes32, scores, iou_threshold) -> str | None:
     """With tied scores: the kept boxes are sorted, mutually below the threshold, and every other
     box overlaps a kept box of higher-or-equal score above it (float32 IoU)."""
     keep = [int(k) for k in keep]
