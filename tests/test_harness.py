@@ -456,3 +456,66 @@ def test_a_deviation_that_raises_is_documented_by_a_model_that_raises():
         outcome.status == Verdict.FAIL
         and "raised KeyError where the model raises IndexError" in outcome.message
     )
+
+
+# --- the shipped torchvision entries excuse exactly their root cause ---------------------------
+
+
+def _torchvision_entries():
+    from detspec.conformance.expectations import expectations_path
+
+    return load_expectations(expectations_path("torchvision"), CLAUSES, PROPERTIES, {"device": "cpu"})
+
+
+def _worse_torchvision(operation: str, replacement):
+    """torchvision with one operation replaced by a worse bug of the same property."""
+    from detspec.conformance.adapters.torchvision_adapter import TorchvisionAdapter
+
+    adapter = TorchvisionAdapter()
+    setattr(adapter, operation, replacement.__get__(adapter))
+    return GuardedImplementation(adapter)
+
+
+def _class_agnostic(self, boxes, scores, classes, iou_threshold):
+    """Forgets the classes altogether (one NMS over every box)."""
+    return self.nms(boxes, scores, iou_threshold)
+
+
+def _one_cell_too_far(self, features, rois, output_size, spatial_scale):
+    """Reads one cell past every RoI's far corner."""
+    from detspec.conformance.adapters.torchvision_adapter import TorchvisionAdapter
+
+    grown = np.asarray(rois, dtype=np.float64) + np.array([0, 0, 1, 1]) / spatial_scale
+    return TorchvisionAdapter.roi_pool(self, features, grown, output_size, spatial_scale)
+
+
+def _nan_for_inverted(self, boxes1, boxes2):
+    """NaN wherever a box is inverted (instead of the formula's value)."""
+    from detspec.conformance.adapters.torchvision_adapter import TorchvisionAdapter
+
+    result = TorchvisionAdapter.box_iou(self, boxes1, boxes2)
+    a = np.asarray(boxes1)
+    inverted = (a[:, 2] < a[:, 0]) | (a[:, 3] < a[:, 1])
+    return np.where(inverted[:, None], np.nan, result)
+
+
+@pytest.mark.parametrize(
+    ("property_name", "operation", "worse"),
+    [
+        ("batched_nms_is_nms_within_each_class", "batched_nms", _class_agnostic),
+        ("roi_pool_is_max_over_quantised_bins", "roi_pool", _one_cell_too_far),
+        ("iou_rejects_invalid_boxes", "box_iou", _nan_for_inverted),
+    ],
+)
+def test_a_worse_bug_in_the_same_property_is_not_excused_by_torchvision_s_entry(
+    property_name, operation, worse
+):
+    pytest.importorskip("torchvision")
+    from detspec.conformance.adapters.torchvision_adapter import TorchvisionAdapter
+
+    prop = PROPERTIES[property_name]
+    deviation = _torchvision_entries().for_property(prop)
+    genuine = evaluate(prop, GuardedImplementation(TorchvisionAdapter()), deviation, QUICK)
+    assert genuine.status == Verdict.DEVIATES, genuine.message
+    worse_outcome = evaluate(prop, _worse_torchvision(operation, worse), deviation, QUICK)
+    assert worse_outcome.status == Verdict.FAIL, worse_outcome.message

@@ -143,14 +143,15 @@ def _difference(actual: Any, expected: Any, tol: float) -> str | None:
     if want.dtype.kind in "iub":
         bad = got != want
     else:
-        got, want = got.astype(np.complex128), want.astype(np.complex128)
+        kind = np.complex128 if np.iscomplexobj(got) or np.iscomplexobj(want) else np.float64
+        got, want = got.astype(kind), want.astype(kind)
         both_nan = np.isnan(got) & np.isnan(want)
         with np.errstate(invalid="ignore"):
             close = np.abs(got - want) <= tol * (1 + np.abs(want))
         bad = ~(close | both_nan | (got == want))
     if np.any(bad):
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        return f"at {list(index)} it is {got[index]!r}, the model's {want[index]!r}"
+        return f"at {list(index)} it is {got[index].item()!r}, the model's {want[index].item()!r}"
     return None
 
 
