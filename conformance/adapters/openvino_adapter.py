@@ -8,12 +8,17 @@ layouts (box order, NCHW, one score row per class) and the choice of attributes 
 decode, clip, sort, NMS, interpolation and transform is OpenVINO's. The adapter neither validates
 inputs the operations accept nor adjusts a threshold: what OpenVINO does is what is tested.
 
-* ``openvino`` (detspec's default conventions): NonMaxSuppression-9 (``nms``, ``batched_nms``),
+* ``openvino``: NonMaxSuppression-9 (``nms``, ``batched_nms``),
   ExperimentalDetectronPriorGridGenerator-6 (``grid_anchors``), GenerateProposals-9 one per
   level + TopK (``generate_proposals``), ROIAlign-9 (``roi_align``), ROIPooling-2
   (``roi_pool``), ExperimentalDetectronROIFeatureExtractor-6 (``multiscale_roi_align``), DFT-7 /
   IDFT-7 graphs (the Fourier operations).
-* ``openvino-legacy``: Proposal-4, py-faster-rcnn's proposal layer; see :func:`openvino_legacy`.
+* ``openvino-legacy``: Proposal-4, py-faster-rcnn's proposal layer; see :class:`OpenVINOLegacyAdapter`.
+
+Both write repro snippets in OpenVINO's own API (``repro_snippet``: :func:`openvino_snippet`,
+:func:`proposal4_snippet`): the model of the failing call, built with ``openvino.opset16`` (or
+its one-operation IR) and run on the call's inputs. Suite (dev profile, 2 cores): ``openvino``
+~15 s, ``openvino-legacy`` ~5 s; most of it is compiling one model per configuration.
 
 ExperimentalDetectron* operations have no Python factory in openvino 2026.4: they are built from
 a one-operation IR (:func:`_single_op_model`). Sources cited as ``nodes/<file>`` are
@@ -96,12 +101,51 @@ def _single_op_model(op_type: str, attrs: dict, inputs: list[tuple[str, list[int
     )
 
 
+def prior_grid_ir(stride_x: float, stride_y: float) -> str:
+    """ExperimentalDetectronPriorGridGenerator-6 with explicit strides, flattened output."""
+    return _single_op_model(
+        "ExperimentalDetectronPriorGridGenerator",
+        {"flatten": "true", "h": 0, "w": 0, "stride_x": stride_x, "stride_y": stride_y},
+        [("priors", [-1, 4]), ("feature_map", [1, 1, -1, -1]), ("im_data", [1, 3, -1, -1])],
+        [[-1, 4]],
+    )
+
+
+def centred_priors(sizes, ratios) -> np.ndarray:
+    """``(A, 4)`` priors centred on 0, ``(w, h) = (s / sqrt(r), s sqrt(r))``, ratio-major."""
+    sides = np.array([(s / math.sqrt(r), s * math.sqrt(r)) for r in ratios for s in sizes])
+    return np.concatenate([-sides / 2, sides / 2], axis=1).reshape(-1, 4)
+
+
+def feature_extractor_ir(strides: list[int], size: int, sampling_ratio: int) -> str:
+    """ExperimentalDetectronROIFeatureExtractor-6 (``aligned="false"``) over one map per stride."""
+    return _single_op_model(
+        "ExperimentalDetectronROIFeatureExtractor",
+        {
+            "output_size": size,
+            "sampling_ratio": sampling_ratio,
+            "pyramid_scales": ",".join(str(s) for s in strides),
+            "aligned": "false",
+        },
+        [("rois", [-1, 4])] + [(f"level{i}", [1, -1, -1, -1]) for i in range(len(strides))],
+        [[-1, -1, size, size], [-1, 4]],
+    )
+
+
+def pyramid_scales(maps, image_size) -> list[int]:
+    """Each map's stride, image height / map height (the op's ``pyramid_scales``)."""
+    return [round(float(image_size[0]) / np.shape(m)[1]) for m in maps]
+
+
 def _version(what: str) -> str:
     return f"openvino {ov.__version__} (CPU plugin, INFERENCE_PRECISION_HINT f32), {what}"
 
 
 class OpenVINOAdapter:
-    """OpenVINO operations under detspec's default conventions (see the module docstring)."""
+    """OpenVINO operations (see the module docstring). Conventions besides detspec's defaults:
+    NMS-9 suppresses at IoU ``>=`` t (``nms_bound = inclusive``, ``_CMP_GE_OS`` in
+    ``nodes/kernels/x64/non_max_suppression.cpp``); the feature extractor counts levels from the
+    first map (``finest-56``) and pools square outputs only (``multiscale_output = square``)."""
 
     name = "openvino"
     expectations_name = "openvino"
@@ -109,12 +153,15 @@ class OpenVINOAdapter:
         box_width="continuous",
         min_size_bound="inclusive",
         decode_clamp="upper",
+        nms_bound="inclusive",
         dtype="float32",
         anchor_offset="centre",
         anchor_rounding="none",
         anchor_order="ratio-major",
         proposal_pipeline="per-level",
         proposal_min_size_stage="after-top-n",
+        fpn_level_mapping="finest-56",
+        multiscale_output="square",
     )
 
     def __init__(self) -> None:
@@ -196,20 +243,11 @@ class OpenVINOAdapter:
             stride_y, stride_x = (
                 float(v) for v in (stride if isinstance(stride, list | tuple) else (stride, stride))
             )
-            sides = np.array(
-                [(s / math.sqrt(r), s * math.sqrt(r)) for r in level_ratios for s in level_sizes]
+            priors = centred_priors(level_sizes, level_ratios)
+
+            compiled = self._models.get(
+                ("prior_grid", stride_x, stride_y), lambda sx=stride_x, sy=stride_y: prior_grid_ir(sx, sy)
             )
-            priors = np.concatenate([-sides / 2, sides / 2], axis=1).reshape(-1, 4)
-
-            def build(stride_x=stride_x, stride_y=stride_y) -> str:
-                return _single_op_model(
-                    "ExperimentalDetectronPriorGridGenerator",
-                    {"flatten": "true", "h": 0, "w": 0, "stride_x": stride_x, "stride_y": stride_y},
-                    [("priors", [-1, 4]), ("feature_map", [1, 1, -1, -1]), ("im_data", [1, 3, -1, -1])],
-                    [[-1, 4]],
-                )
-
-            compiled = self._models.get(("prior_grid", stride_x, stride_y), build)
             (grid,) = _run(
                 compiled,
                 _f32(priors),
@@ -356,9 +394,11 @@ class OpenVINOAdapter:
     def multiscale_roi_align(self, features, rois, output_size, sampling_ratio, image_size):
         """ExperimentalDetectronROIFeatureExtractor-6 (``aligned="false"``,
         ``nodes/experimental_detectron_roifeatureextractor.cpp``): RoIAlign of each RoI on the map
-        ``clamp(floor(2 + log2(sqrt(w h) / 224 + 1e-6)), 0, L - 1)``, with ``pyramid_scales`` the
-        maps' strides (image height / map height). Its ``output_size`` is one number: a
-        non-square output cannot be expressed and raises."""
+        ``clamp(floor(2 + log2(sqrt(w h) / 224 + 1e-6)), 0, L - 1)`` counted from the first map
+        (the declared ``finest-56`` mapping), with ``pyramid_scales`` the maps' strides (image
+        height / map height). Its ``output_size`` is one number (``multiscale_output = square``:
+        the properties ask for square outputs only); a non-square one cannot be expressed and
+        raises."""
         oh, ow = (int(v) for v in output_size)
         if oh != ow:
             raise ValueError(
@@ -366,21 +406,11 @@ class OpenVINOAdapter:
                 f"({oh}, {ow}) cannot be expressed"
             )
         maps = [_f32(f) for f in features]
-        strides = [round(float(image_size[0]) / m.shape[1]) for m in maps]
+        strides = pyramid_scales(maps, image_size)
         key = ("roi_feature_extractor", tuple(strides), oh, int(sampling_ratio))
 
         def build() -> str:
-            return _single_op_model(
-                "ExperimentalDetectronROIFeatureExtractor",
-                {
-                    "output_size": oh,
-                    "sampling_ratio": int(sampling_ratio),
-                    "pyramid_scales": ",".join(str(s) for s in strides),
-                    "aligned": "false",
-                },
-                [("rois", [-1, 4])] + [(f"level{i}", [1, -1, -1, -1]) for i in range(len(maps))],
-                [[-1, -1, oh, oh], [-1, 4]],
-            )
+            return feature_extractor_ir(strides, oh, int(sampling_ratio))
 
         pooled, _ = _run(self._models.get(key, build), _f32(rois).reshape(-1, 4), *[m[None] for m in maps])
         return pooled
@@ -457,6 +487,10 @@ class OpenVINOAdapter:
     def hybrid(self, phase_donor, amplitude_donor):
         return _run(self._fourier("hybrid"), _f32(phase_donor), _f32(amplitude_donor))[0]
 
+    def repro_snippet(self, operation: str, arguments: dict) -> str | None:
+        """The call as an OpenVINO model built with OpenVINO's own API (:func:`openvino_snippet`)."""
+        return openvino_snippet(operation, arguments)
+
 
 def _atan2(y, x):
     """arg(x + iy) in (-pi, pi] from Atan-1 and Select (OpenVINO has no Atan2): atan(y / x)
@@ -483,13 +517,12 @@ def openvino() -> OpenVINOAdapter:
 
 class OpenVINOLegacyAdapter:
     """Proposal-4 (``framework=""``, ``nodes/proposal.cpp`` and ``nodes/proposal_imp.cpp``), the
-    proposal layer of py-faster-rcnn: legacy ``+1`` widths, one anchor grid, one ranking and one
-    NMS, small boxes filtered before the NMS. It generates its own anchors (``base_size``,
-    ``ratio``, ``scale``, ``feat_stride``), so it serves ``generate_proposals`` only for anchors that
-    *are* such a grid; the adapter recovers those attributes from the anchors (and refuses any
-    other anchors with a ``ValueError``), lays logits and deltas out as the op's NCHW inputs, and
-    reads the RoIs and probabilities back. Decode, clip, min size, ranking, NMS and the top-N
-    cuts are the op's own:
+    proposal layer of py-faster-rcnn. It generates its own anchors (``base_size``, ``ratio``,
+    ``scale``, ``feat_stride``), so it serves ``generate_proposals`` only for anchors that *are*
+    such a grid (``proposal_anchors = own-grid``: the properties draw only those); the adapter
+    recovers those attributes from the anchors (and refuses any other anchors with a
+    ``ValueError``), lays logits and deltas out as the op's NCHW inputs, and reads the RoIs and
+    probabilities back. Decode, clip, min size, ranking, NMS and the top-N cuts are the op's own:
 
     * probabilities: Sigmoid of the logits in the graph (the op reads the foreground channels
       ``A..2A-1`` only, ``bbox_pred`` channel ``4a + k``);
@@ -501,25 +534,35 @@ class OpenVINOLegacyAdapter:
       min size, whose score it multiplies by 0, when fewer than ``post_nms_topn`` boxes survive)
       are returned as the op returns them.
 
+    Conventions (checked by ``detspec fingerprint`` where a probe can reach the op): legacy ``+1``
+    widths and clip to ``W - 1``; anchors centred on ``(B - 1) / 2`` with ``roundf`` base sides
+    (``legacy-away``), ratio-major; no decode clamp; one ranking and one NMS (``global``), a box
+    below the min size ranked after every other (``before-top-n``), kept at ``w + 1 >= min``
+    (``inclusive``). Documented deviations (``conformance/expectations/openvino.toml``): the decode
+    ``x2 = ctr + w / 2``, small boxes returned with score 0, no suppression between boxes less than
+    a pixel apart, and the crash below.
+
     Counts the CPU plugin cannot serve: it crashes (SIGSEGV) when ``min(pre_nms_topn, #anchors)
     < 8`` and ``post_nms_topn > 1``, and when ``post_nms_topn = 0``. No deployed model has such
     counts (a py-faster-rcnn grid has thousands of anchors and keeps 300 to 2000), so instead of
     letting the worker crash -- after three crashes the operation is not called again and every
     later property would report the crash -- the adapter refuses the first with a ``ValueError``
-    naming the limitation, and answers a count of 0 (no proposal wanted) with no proposal."""
+    naming the limitation (a documented deviation whose model raises exactly there), and answers
+    a count of 0 (no proposal wanted) with no proposal."""
 
     name = "openvino-legacy"
     expectations_name = "openvino"
     conventions = Conventions(
         box_width="legacy",
         min_size_bound="inclusive",
-        decode_clamp="upper",
+        decode_clamp="none",
         dtype="float32",
         anchor_offset="legacy",
-        anchor_rounding="legacy",
+        anchor_rounding="legacy-away",
         anchor_order="ratio-major",
         proposal_pipeline="global",
         proposal_min_size_stage="before-top-n",
+        proposal_anchors="own-grid",
     )
 
     def __init__(self) -> None:
@@ -583,16 +626,16 @@ class OpenVINOLegacyAdapter:
         pre_n, post_n = int(pre_nms_top_n), int(post_nms_top_n)
         if pre_n == 0 or post_n == 0 or len(anchors) == 0:
             return Proposals(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
-        if min(pre_n, len(anchors)) < 8 and post_n > 1:
-            raise ValueError(
-                f"Proposal-4 crashes the CPU plugin (SIGSEGV) when min(pre_nms_topn, #anchors) < 8 and "
-                f"post_nms_topn > 1: pre_nms_topn = {pre_n}, {len(anchors)} anchors, post_nms_topn = {post_n}"
-            )
         if len(np.unique(np.asarray(levels))) > 1:
             raise ValueError(
                 "Proposal-4 has one anchor grid: anchors on several FPN levels cannot be expressed"
             )
         grid = proposal_grid(anchors)
+        if min(pre_n, len(anchors)) < 8 and post_n > 1:
+            raise ValueError(
+                f"Proposal-4 crashes the CPU plugin (SIGSEGV) when min(pre_nms_topn, #anchors) < 8 and "
+                f"post_nms_topn > 1: pre_nms_topn = {pre_n}, {len(anchors)} anchors, post_nms_topn = {post_n}"
+            )
         h, w, a = grid.height, grid.width, len(grid.ratios) * len(grid.scales)
         compiled = self._proposal4(grid, pre_n, post_n, float(nms_threshold))
         # rows (y, x, a) -> NCHW: channel a of the scores, channel 4a + k of the deltas
@@ -605,6 +648,10 @@ class OpenVINOLegacyAdapter:
         end = np.flatnonzero(rois[:, 0] == -1)
         count = int(end[0]) if len(end) else len(rois)
         return Proposals(rois[:count, 1:], probabilities[:count])
+
+    def repro_snippet(self, operation: str, arguments: dict) -> str | None:
+        """The call as a Proposal-4 model built with OpenVINO's own API (:func:`proposal4_snippet`)."""
+        return proposal4_snippet(arguments) if operation == "generate_proposals" else None
 
 
 @dataclass(frozen=True)
@@ -720,3 +767,237 @@ def _rounds_to(ratio: float, base_size: int, side_w: int, side_h: int) -> bool:
 
 def openvino_legacy() -> OpenVINOLegacyAdapter:
     return OpenVINOLegacyAdapter()
+
+
+# --- repro snippets: the call in OpenVINO's own terms ------------------------------------------
+
+_HEADER = "import numpy as np\nimport openvino as ov\nimport openvino.opset16 as ops\n\n"
+_COMPILE = 'compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})\n'
+_READ_IR = "model = ov.Core().read_model(model=ir.encode(), weights=ov.Tensor(np.zeros(1, np.uint8)))\n"
+
+
+def _array(value, dtype: str = "float32") -> str:
+    from detspec.conformance.repro import literal
+
+    return literal(np.asarray(value, dtype=dtype))
+
+
+def _nms_snippet(boxes, score_rows: str, iou_threshold) -> str:
+    return (
+        f"boxes = {_array(np.asarray(boxes, dtype=np.float32).reshape(-1, 4))}  # x1, y1, x2, y2 (IoU is the "
+        "same read as NMS-9's y1, x1, y2, x2)\n"
+        f"{score_rows}"
+        "node = ops.non_max_suppression(\n"
+        "    ops.parameter([1, -1, 4], np.float32), ops.parameter([1, -1, -1], np.float32),\n"
+        "    ops.constant(np.int64(max(len(boxes), 1))),  # max_output_boxes_per_class: all\n"
+        f"    ops.constant(np.float32({float(iou_threshold)!r})),  # iou_threshold\n"
+        "    ops.constant(np.float32(-np.inf)),  # score_threshold: none\n"
+        "    ops.constant(np.float32(0)),  # soft_nms_sigma 0: hard NMS\n"
+        '    box_encoding="corner", sort_result_descending=True, output_type="i64",\n'
+        ")\n"
+        "model = ov.Model([node.output(0), node.output(2)], [p.node for p in node.input_values()[:2]])\n"
+        + _COMPILE
+        + "out = compiled([boxes[None], rows[None]])\n"
+        "print(out[0][: int(out[1][0]), 2])  # the kept box indices\n"
+    )
+
+
+def _snippet_nms(a: dict) -> str:
+    rows = f"rows = {_array(np.asarray(a['scores']).reshape(1, -1))}  # one score row (one class)\n"
+    return _nms_snippet(a["boxes"], rows, a["iou_threshold"])
+
+
+def _snippet_batched_nms(a: dict) -> str:
+    classes = np.asarray(a["classes"], dtype=np.int64).reshape(-1)
+    labels, row = np.unique(classes, return_inverse=True)
+    rows = np.full((max(len(labels), 1), len(classes)), -np.inf, np.float32)
+    rows[row, np.arange(len(classes))] = np.asarray(a["scores"], dtype=np.float32).reshape(-1)
+    text = f"rows = {_array(rows)}  # one row per class {labels.tolist()}: -inf outside the box's class\n"
+    return _nms_snippet(a["boxes"], text, a["iou_threshold"])
+
+
+def _snippet_grid_anchors(a: dict) -> str:
+    lines = ["levels = []\n"]
+    for (height, width), stride, sizes, ratios in zip(
+        a["feature_sizes"], a["strides"], a["sizes"], a["ratios"], strict=True
+    ):
+        stride_y, stride_x = (float(v) for v in (stride if np.ndim(stride) else (stride, stride)))
+        lines.append(
+            f"ir = {prior_grid_ir(stride_x, stride_y)!r}\n"
+            + _READ_IR
+            + _COMPILE
+            + f"priors = {_array(centred_priors(sizes, ratios))}\n"
+            f"feature_map = np.zeros((1, 1, {int(height)}, {int(width)}), np.float32)\n"
+            "levels.append(compiled([priors, feature_map, np.zeros((1, 3, 1, 1), np.float32)])[0])\n"
+        )
+    return "".join(lines) + "print(np.concatenate(levels))\n"
+
+
+def _snippet_generate_proposals(a: dict) -> str | None:
+    pre_n, post_n = int(a["pre_nms_top_n"]), int(a["post_nms_top_n"])
+    if pre_n == 0 or post_n == 0 or len(np.asarray(a["levels"]).reshape(-1)) == 0:
+        return None  # GenerateProposals-9 refuses a count of 0: the adapter answers without OpenVINO
+    levels = np.asarray(a["levels"], dtype=np.int64).reshape(-1)
+    anchors = np.asarray(a["anchors"], dtype=np.float32).reshape(-1, 4)
+    logits = np.asarray(a["logits"], dtype=np.float32).reshape(-1)
+    deltas = np.asarray(a["deltas"], dtype=np.float32).reshape(-1, 4)
+    height, width = (float(v) for v in a["image_size"])
+    inputs = []
+    for level in np.unique(levels):
+        members = levels == level
+        n = int(members.sum())
+        inputs += [
+            f"{_array(anchors[members])}.reshape(1, 1, {n}, 4)",
+            f"{_array(deltas[members])}.reshape(1, {4 * n}, 1, 1)",
+            f"{_array(logits[members])}.reshape(1, {n}, 1, 1)",
+        ]
+    return (
+        "im_info = ops.parameter([1, 3], np.float32)\n"
+        "params, rois, scores = [im_info], [], []\n"
+        f"for level in range({len(inputs) // 3}):  # one GenerateProposals-9 per FPN level\n"
+        "    anchors = ops.parameter([1, 1, -1, 4], np.float32)\n"
+        "    deltas = ops.parameter([1, -1, 1, 1], np.float32)\n"
+        "    logits = ops.parameter([1, -1, 1, 1], np.float32)\n"
+        "    node = ops.generate_proposals(\n"
+        f"        im_info, anchors, deltas, logits, min_size={float(a['min_size'])!r},\n"
+        f"        nms_threshold={float(a['nms_threshold'])!r}, pre_nms_count={pre_n}, "
+        f"post_nms_count={post_n},\n"
+        '        normalized=True, roi_num_type="i64",\n'
+        "    )\n"
+        "    params += [anchors, deltas, logits]\n"
+        "    rois.append(node.output(0))\n"
+        "    scores.append(node.output(1))\n"
+        "all_rois, all_scores = ops.concat(rois, 0), ops.concat(scores, 0)\n"
+        f"k = ops.minimum(ops.shape_of(all_scores, 'i64'), ops.constant(np.array([{post_n}], np.int64)))\n"
+        'top = ops.topk(all_scores, ops.squeeze(k, ops.constant(0)), 0, "max", "value", "i64", stable=True)\n'
+        "boxes = ops.gather(all_rois, top.output(1), ops.constant(np.int64(0)))\n"
+        "model = ov.Model([boxes, ops.sigmoid(top.output(0))], params)\n"
+        + _COMPILE
+        + f"out = compiled([np.array([[{height!r}, {width!r}, 1.0]], np.float32),\n    "
+        + ",\n    ".join(inputs)
+        + ",\n])\nprint(out[0], out[1])  # boxes, scores\n"
+    )
+
+
+def _snippet_roi_align(a: dict) -> str:
+    ph, pw = (int(v) for v in a["output_size"])
+    mode = "half_pixel_for_nn" if a["aligned"] else "asymmetric"
+    rois = np.asarray(a["rois"], dtype=np.float32).reshape(-1, 4)
+    return (
+        f"features = {_array(a['features'])}[None]\n"
+        f"rois = {_array(rois)}\n"
+        "node = ops.roi_align(\n"
+        "    ops.parameter([1, -1, -1, -1], np.float32), ops.parameter([-1, 4], np.float32),\n"
+        "    ops.parameter([-1], np.int32),\n"
+        f"    pooled_h={ph}, pooled_w={pw}, sampling_ratio={int(a['sampling_ratio'])}, "
+        f"spatial_scale={float(a['spatial_scale'])!r},\n"
+        f'    mode="avg", aligned_mode="{mode}",\n'
+        ")\n"
+        "model = ov.Model([node], [p.node for p in node.input_values()])\n"
+        + _COMPILE
+        + "print(compiled([features, rois, np.zeros(len(rois), np.int32)])[0])\n"
+    )
+
+
+def _snippet_roi_pool(a: dict) -> str:
+    ph, pw = (int(v) for v in a["output_size"])
+    rois = np.asarray(a["rois"], dtype=np.float32).reshape(-1, 4)
+    batch_rois = np.concatenate([np.zeros((len(rois), 1), np.float32), rois], axis=1)
+    return (
+        f"features = {_array(a['features'])}[None]\n"
+        f"rois = {_array(batch_rois)}  # batch index, x1, y1, x2, y2\n"
+        "node = ops.roi_pooling(\n"
+        "    ops.parameter([1, -1, -1, -1], np.float32), ops.parameter([-1, 5], np.float32),\n"
+        f'    output_roi=[{ph}, {pw}], spatial_scale={float(a["spatial_scale"])!r}, method="max",\n'
+        ")\n"
+        "model = ov.Model([node], [p.node for p in node.input_values()])\n"
+        + _COMPILE
+        + "print(compiled([features, rois])[0])\n"
+    )
+
+
+def _snippet_multiscale_roi_align(a: dict) -> str | None:
+    size, other = (int(v) for v in a["output_size"])
+    if size != other:
+        return None  # not expressible: the adapter raises
+    strides = pyramid_scales(a["features"], a["image_size"])
+    maps = ", ".join(f"{_array(f)}[None]" for f in a["features"])
+    rois = np.asarray(a["rois"], dtype=np.float32).reshape(-1, 4)
+    return (
+        f"ir = {feature_extractor_ir(strides, size, int(a['sampling_ratio']))!r}\n"
+        + _READ_IR
+        + _COMPILE
+        + f"print(compiled([{_array(rois)}, {maps}])[0])\n"
+    )
+
+
+SNIPPETS: dict[str, Callable[[dict], str | None]] = {
+    "nms": _snippet_nms,
+    "batched_nms": _snippet_batched_nms,
+    "grid_anchors": _snippet_grid_anchors,
+    "generate_proposals": _snippet_generate_proposals,
+    "roi_align": _snippet_roi_align,
+    "roi_pool": _snippet_roi_pool,
+    "multiscale_roi_align": _snippet_multiscale_roi_align,
+}
+
+
+def openvino_snippet(operation: str, arguments: dict) -> str | None:
+    """Self-contained code that builds the OpenVINO model of one call of the ``openvino`` adapter
+    and runs it; ``None`` for the Fourier graphs (reproduced through the adapter)."""
+    make = SNIPPETS.get(operation)
+    body = make(arguments) if make else None
+    return None if body is None else _HEADER + body
+
+
+def proposal4_snippet(arguments: dict) -> str | None:
+    """Self-contained code that builds the Proposal-4 model of one call of the ``openvino-legacy``
+    adapter (the attributes it recovered from the anchors) and runs it; ``None`` where the adapter
+    refuses the anchors. Where the CPU plugin crashes, the snippet crashes too (SIGSEGV)."""
+    anchors = np.asarray(arguments["anchors"], dtype=np.float64).reshape(-1, 4)
+    pre_n, post_n = int(arguments["pre_nms_top_n"]), int(arguments["post_nms_top_n"])
+    if len(anchors) == 0 or len(np.unique(np.asarray(arguments["levels"]))) > 1:
+        return None
+    try:
+        grid = proposal_grid(anchors)
+    except ValueError:
+        return None
+    h, w, a = grid.height, grid.width, len(grid.ratios) * len(grid.scales)
+    logits = np.asarray(arguments["logits"], dtype=np.float32).reshape(h, w, a).transpose(2, 0, 1)[None]
+    deltas = (
+        np.asarray(arguments["deltas"], dtype=np.float32)
+        .reshape(h, w, a, 4)
+        .transpose(2, 3, 0, 1)
+        .reshape(1, 4 * a, h, w)
+    )
+    height, width = (float(v) for v in arguments["image_size"])
+    crash = (
+        "# min(pre_nms_topn, #anchors) < 8 and post_nms_topn > 1: this crashes the CPU plugin (SIGSEGV)\n"
+        if min(pre_n, len(anchors)) < 8 and post_n > 1
+        else ""
+    )
+    return _HEADER + (
+        "from openvino.utils.node_factory import NodeFactory\n\n"
+        f"logits = ops.parameter([1, {a}, -1, -1], np.float32)\n"
+        "foreground = ops.sigmoid(logits)  # channels A..2A-1 are read; 0..A-1 (background) are not\n"
+        "probabilities = ops.concat([ops.multiply(foreground, np.float32(0)), foreground], 1)\n"
+        f"deltas = ops.parameter([1, {4 * a}, -1, -1], np.float32)\n"
+        "image_info = ops.parameter([3], np.float32)  # height, width, scale (min box = min_size * scale)\n"
+        'node = NodeFactory("opset4").create("Proposal", [probabilities, deltas, image_info], {\n'
+        f'    "base_size": np.uint32({grid.base_size}), "feat_stride": np.uint32({grid.stride}),\n'
+        f'    "ratio": np.array({list(grid.ratios)!r}, np.float32), '
+        f'"scale": np.array({list(grid.scales)!r}, np.float32),\n'
+        f'    "pre_nms_topn": np.uint32({pre_n}), "post_nms_topn": np.uint32({post_n}), '
+        f'"nms_thresh": np.float32({float(arguments["nms_threshold"])!r}),\n'
+        '    "min_size": np.uint32(1), "clip_before_nms": True, "clip_after_nms": False,\n'
+        '    "normalize": False,\n'
+        '    "box_size_scale": np.float32(1), "box_coordinate_scale": np.float32(1), "framework": "",\n'
+        "})\n"
+        "model = ov.Model([node.output(0), node.output(1)], [logits, deltas, image_info])\n"
+        + _COMPILE
+        + crash
+        + f"out = compiled([\n    {_array(logits)},\n    {_array(deltas)},\n"
+        f"    np.array([{height!r}, {width!r}, {float(arguments['min_size'])!r}], np.float32),\n"
+        "])\n"
+        "print(out[0], out[1])  # rows: batch, x1, y1, x2, y2; after a batch index -1: padding\n"
+    )
