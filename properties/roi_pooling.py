@@ -1,8 +1,9 @@
 """Properties of RoI feature extraction: RoIAlign, RoIPool and the FPN level mapping
 (``spec/roi_head.md``, "RoI feature extraction").
 
-Feature maps hold small dyadic values and RoIs lie on a quarter-cell grid, so that quantisation
-(``round``) and max pooling are exact in float32 too, and "exactly half a cell" occurs.
+Feature maps hold small dyadic values (times a power of two) and RoIs lie on a quarter- or
+sixteenth-cell grid, so that quantisation (``round``) and max pooling are exact in float32 too,
+and "exactly half a cell" occurs.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
-from detspec.properties.checks import check_close, check_equal, fail, tolerance
+from detspec.properties.checks import check_close, check_equal, check_shape, fail, tolerance
+from detspec.properties.interface import Conventions
 from detspec.properties.registry import (
     Example,
     Integer,
@@ -22,7 +24,16 @@ from detspec.properties.registry import (
     family,
     prop,
 )
-from detspec.properties.strategies.roi import STRIDES, bin_hazard_inputs, float32_bin_edges, pooling_inputs
+from detspec.properties.strategies.roi import (
+    STRIDES,
+    align_value_inputs,
+    bin_hazard_inputs,
+    float32_bin_edges,
+    multiscale_inputs,
+    multiscale_value_inputs,
+    pooling_inputs,
+    pyramid,
+)
 from detspec.reference import roi_pooling as ref_pool
 from hypothesis import strategies as st
 
@@ -78,6 +89,21 @@ class MultiscaleInputs(Example):
     image_size: PairField
 
 
+@family
+class MultiscaleMaps(Example):
+    """Levels [k_min, k_max] of an image with random maps (``strategies.roi.pyramid``: drawn
+    from ``map_seed``, ``channels`` of them, times ``magnitude``), RoIs and settings."""
+
+    levels: Plain
+    channels: Integer
+    map_seed: Integer
+    magnitude: Number
+    rois: Rows4
+    output_size: PairField
+    sampling_ratio: Integer
+    image_size: PairField
+
+
 POOL_FIELDS = tuple(PoolInputs.KINDS)
 
 
@@ -88,6 +114,35 @@ def _align(impl, features, rois, output_size, spatial_scale, sampling_ratio, ali
 
 def _close(impl, actual, expected, what: str, code: str) -> None:
     check_close(actual, expected, tolerance(impl.conventions.dtype) * (1 + np.abs(expected)) * 10, what, code)
+
+
+def _near(points: np.ndarray, edges: tuple[float, float], margin: float) -> np.ndarray:
+    """Per bin (row of ``points``), the fraction of its samples within ``margin`` of an edge."""
+    if points.shape[1] == 0:
+        return np.zeros(len(points))
+    return np.mean(np.min([np.abs(points - edge) for edge in edges], axis=0) <= margin, axis=1)
+
+
+def _align_tolerance(impl, features, rois, output_size, spatial_scale, sampling_ratio, aligned) -> np.ndarray:
+    """``(R, 1, ph, pw)``: how far a correct RoIAlign in the declared precision may be from the
+    reference, per bin. Round-off moves a sample by ``ε`` times the largest coordinate involved
+    (``reach`` cells) and the value by up to twice the map's magnitude ``M`` per cell moved, plus
+    the rounding of the sums: ``10 ε M reach``. A sample within ``10 ε reach`` of ``-1`` or of the
+    far edge ``H`` (``W``), where RoIAlign jumps between the border cell's value and 0, may fall on
+    either side (float noise never decides a verdict): each such sample adds ``M / samples``."""
+    eps = tolerance(impl.conventions.dtype)
+    _, height, width = np.shape(features)
+    magnitude = float(np.max(np.abs(features))) if np.size(features) else 0.0
+    tol = np.zeros((len(rois), 1, int(output_size[0]), int(output_size[1])))
+    for r, roi in enumerate(rois):
+        ys, xs = ref_pool.align_sample_points(roi, output_size, spatial_scale, sampling_ratio, bool(aligned))
+        reach = 1.0 + max(height, width, float(np.max(np.abs(roi))) * spatial_scale + 1.0)
+        margin = 10 * eps * reach
+        near_y = _near(ys, (-1.0, float(height)), margin)
+        near_x = _near(xs, (-1.0, float(width)), margin)
+        undecided = 1.0 - np.outer(1.0 - near_y, 1.0 - near_x)
+        tol[r, 0] = 10 * eps * magnitude * reach + undecided * magnitude
+    return tol
 
 
 @prop(
@@ -183,6 +238,46 @@ def roi_align_is_exact_on_affine_maps(impl, **example):
 
 
 @prop(
+    "roi.align.value",
+    uses=("roi_align",),
+    given=lambda _c: align_value_inputs(),
+    example=AlignInputs,
+    examples=lambda _c: [
+        {  # a RoI across the top-left corner of a 3 x 4 map: samples in [-1, 0) read row / column 0
+            "features": np.arange(12.0).reshape(1, 3, 4) ** 2 / 4,
+            "rois": np.array([[-1.5, -1.25, 2.5, 1.75]]),
+            "output_size": (2.0, 3.0),
+            "spatial_scale": 1.0,
+            "sampling_ratio": 0,
+            "aligned": 0,
+        }
+    ],
+)
+def roi_align_matches_the_reference(impl, **example):
+    """On general inputs -- random maps of any magnitude, RoIs across the border and off the map,
+    fractional bins, adaptive and fixed sampling, aligned or not -- every bin is the reference's
+    RoIAlign within a tolerance relative to the map's magnitude (samples at the jump at -1 or at the
+    far edge may go either way)."""
+    actual = _align(impl, **example)
+    size = (int(example["output_size"][0]), int(example["output_size"][1]))
+    arguments = (
+        example["features"],
+        example["rois"],
+        size,
+        example["spatial_scale"],
+        int(example["sampling_ratio"]),
+        bool(example["aligned"]),
+    )
+    check_close(
+        actual,
+        ref_pool.roi_align(*arguments),
+        _align_tolerance(impl, *arguments),
+        "RoIAlign vs the reference",
+        "roi-align.value",
+    )
+
+
+@prop(
     "roi.align.half-pixel",
     uses=("roi_align",),
     given=lambda _c: pooling_inputs().map(
@@ -270,7 +365,7 @@ def _pool_example(e: dict) -> dict:
 @prop(
     "roi.pool.value",
     uses=("roi_pool",),
-    given=lambda _c: st.one_of(pooling_inputs().map(_pool_example), bin_hazard_inputs()),
+    given=lambda _c: st.one_of(pooling_inputs(magnitudes=True).map(_pool_example), bin_hazard_inputs()),
     example=PoolInputs,
     examples=lambda _c: [
         {
@@ -284,7 +379,9 @@ def _pool_example(e: dict) -> dict:
 def roi_pool_is_max_over_quantised_bins(impl, **example):
     """Each bin is the max over the feature cells of its quantised bin: corners
     ``round(x · scale)`` (half away from zero), inclusive end, bins with floor/ceil edges,
-    clipped to the map; a bin off the map is 0."""
+    clipped to the map; a bin off the map is 0. Compared exactly with the reference on general
+    inputs: random maps of every magnitude (``2**-40`` to ``2**40``), RoIs inside, across the
+    border, outside, tiny and empty, and the float32 bin hazards."""
     actual = _pool(impl, **example)
     expected = ref_pool.roi_pool(**example)
     if np.array_equal(actual, expected):
@@ -325,43 +422,19 @@ def roi_pool_sees_only_quantised_corners(impl, jitter, **example):
 # --- FPN levels -------------------------------------------------------------------------------
 
 
-@st.composite
-def _multiscale_inputs(draw):
-    """Consecutive levels k_min..k_max, an image divisible by 2**k_max, and RoIs inside it (with
-    room for a cell of the coarsest level to their right and below) whose sizes straddle the
-    level boundaries 224 · 2**(k - 4), some exactly on one."""
-    k_min = draw(st.integers(1, 4))
-    k_max = draw(st.integers(k_min, min(k_min + 3, 6)))
-    unit = 2**k_max
-    height = unit * draw(st.integers(1, max(1, 640 // unit)))
-    width = unit * draw(st.integers(1, max(1, 640 // unit)))
-    rois = []
-    for _ in range(draw(st.integers(1, 6))):
-        if draw(st.booleans()):
-            side = min(224 * 2.0 ** draw(st.integers(-3, 1)), float(min(height, width)))
-            w = h = side
-        else:
-            w, h = draw(st.integers(1, width)), draw(st.integers(1, height))
-        # room for one cell of the coarsest level: an unaligned RoI is widened to one cell
-        x1 = draw(st.integers(0, int(max(0, width - max(w, unit)))))
-        y1 = draw(st.integers(0, int(max(0, height - max(h, unit)))))
-        rois.append([x1, y1, x1 + w, y1 + h])
-    return {
-        "levels": [k_min, k_max],
-        "rois": np.asarray(rois, dtype=np.float64),
-        "output_size": (float(draw(st.integers(1, 3))), float(draw(st.integers(1, 3)))),
-        "sampling_ratio": draw(st.integers(0, 2)),
-        "image_size": (float(height), float(width)),
-    }
+def _square(conventions: Conventions) -> bool:
+    return conventions.multiscale_output == "square"
 
 
-def _allowed_levels(roi: np.ndarray, k_min: int, k_max: int, band: float) -> set[int]:
-    """The levels FPN eq. (1) allows: exactly on a boundary (``w h = 224² · 4**j``) only the
-    upper level; within the band of one, either level."""
+def _allowed_levels(roi: np.ndarray, k_min: int, k_max: int, band: float, mapping: str) -> set[int]:
+    """The levels the declared mapping allows (``reference.roi_pooling.fpn_level_rule``): exactly
+    on a boundary (``w h = scale² · 4**j``) only the upper level; within the band of one, either
+    level."""
+    base, scale = ref_pool.fpn_level_rule(mapping, k_min)
     area = Fraction(float(roi[2] - roi[0])) * Fraction(float(roi[3] - roi[1]))
-    ratio = area / 224**2
+    ratio = area / Fraction(scale) ** 2
     on_boundary = ratio > 0 and all(n & (n - 1) == 0 for n in (ratio.numerator, ratio.denominator))
-    value = 4 + 0.5 * np.log2(max(float(area), 1e-300) / 224.0**2)
+    value = base + 0.5 * np.log2(max(float(area), 1e-300) / scale**2)
     nearest = round(value)
     if on_boundary and (ratio.numerator.bit_length() - ratio.denominator.bit_length()) % 2 == 0:
         levels = {nearest}
@@ -372,31 +445,107 @@ def _allowed_levels(roi: np.ndarray, k_min: int, k_max: int, band: float) -> set
     return {min(max(k, k_min), k_max) for k in levels}
 
 
+def _mapping_name(mapping: str) -> str:
+    return "FPN eq. (1)" if mapping == "canonical" else "the finest-56 mapping (mmdetection)"
+
+
 @prop(
     "roi.multiscale.level",
     uses=("multiscale_roi_align",),
-    given=lambda _c: _multiscale_inputs(),
+    given=lambda c: multiscale_inputs(square=_square(c)),
     example=MultiscaleInputs,
+    examples=lambda _c: [
+        {  # on a boundary of both mappings (56 px), zero area, and one level up
+            "levels": [2, 4],
+            "rois": np.array([[0.0, 0.0, 56.0, 56.0], [4.0, 4.0, 4.0, 12.0], [0.0, 0.0, 64.0, 64.0]]),
+            "output_size": (1.0, 1.0),
+            "sampling_ratio": 0,
+            "image_size": (64.0, 64.0),
+        }
+    ],
 )
 def rois_are_pooled_from_their_fpn_level(impl, levels, rois, output_size, sampling_ratio, image_size):
-    """Each RoI is pooled from level ``floor(4 + log2(sqrt(w h) / 224))`` clamped to the levels
-    given (FPN eq. (1)): with every map constant at its own level number, the output names the
-    level used."""
+    """Each RoI is pooled from the level of the declared mapping -- ``floor(4 + log2(sqrt(w h) /
+    224))`` (canonical) or ``k_min + floor(log2(sqrt(w h) / 56))`` (finest-56) -- clamped to the
+    levels given: with every map constant at its own level number, the output names the level
+    used (a RoI whose bins get no sample -- a side of 0 under half-pixel alignment and adaptive
+    sampling -- pools 0 on any level)."""
     k_min, k_max = int(levels[0]), int(levels[1])
     height, width = int(image_size[0]), int(image_size[1])
     features = [np.full((1, height >> k, width >> k), float(k)) for k in range(k_min, k_max + 1)]
     size = (int(output_size[0]), int(output_size[1]))
     pooled = impl.multiscale_roi_align(features, rois, size, int(sampling_ratio), image_size)
     band = tolerance(impl.conventions.dtype)
+    mapping = impl.conventions.fpn_level_mapping
+    aligned = impl.conventions.multiscale_alignment == "half-pixel"
     for r, roi in enumerate(rois):
-        allowed = _allowed_levels(roi, k_min, k_max, band)
+        allowed = _allowed_levels(roi, k_min, k_max, band, mapping)
+        values = {float(k) for k in allowed}
+        ys, xs = ref_pool.align_sample_points(roi, size, 1.0, int(sampling_ratio), aligned)
+        if ys.shape[1] == 0 or xs.shape[1] == 0:  # a side of 0, aligned, adaptive: no sample, 0
+            values.add(0.0)
         used = set(np.round(pooled[r].ravel(), 3).tolist())
-        if not used <= {float(k) for k in allowed}:
+        if not used <= values:
             side = float(np.sqrt((roi[2] - roi[0]) * (roi[3] - roi[1])))
             fail(
                 "multiscale.level",
                 f"RoI {r} {roi.tolist()} (sqrt(w h) = {side:.6g}) was pooled from level(s) "
-                f"{sorted(used)}; FPN eq. (1) gives {sorted(allowed)}",
+                f"{sorted(used)}; {_mapping_name(mapping)} gives {sorted(allowed)}",
                 sorted(allowed),
                 sorted(used),
+            )
+
+
+@prop(
+    "roi.multiscale.value",
+    uses=("multiscale_roi_align",),
+    given=lambda c: multiscale_value_inputs(square=_square(c)),
+    example=MultiscaleMaps,
+    examples=lambda _c: [
+        {  # a pyramid from P3: the mappings differ; a zero-area RoI; one across the border
+            "levels": [3, 4],
+            "channels": 2,
+            "map_seed": 16,
+            "magnitude": 1.0,
+            "rois": np.array([[0.0, 0.0, 112.0, 112.0], [8.0, 8.0, 8.0, 40.0], [-20.0, 100.0, 60.0, 140.0]]),
+            "output_size": (2.0, 2.0),
+            "sampling_ratio": 0,
+            "image_size": (128.0, 128.0),
+        }
+    ],
+)
+def multiscale_roi_align_matches_the_reference(
+    impl, levels, channels, map_seed, magnitude, rois, output_size, sampling_ratio, image_size
+):
+    """On random maps, each RoI is the reference's RoIAlign of its level's map at that level's
+    scale, with the declared alignment (``corner``: aligned=False, ``half-pixel``: aligned=True),
+    within RoIAlign's tolerance; a RoI within the band of a level boundary may take either
+    level's values."""
+    k_min, k_max = int(levels[0]), int(levels[1])
+    maps = pyramid(levels, image_size, channels, map_seed, magnitude)
+    size = (int(output_size[0]), int(output_size[1]))
+    pooled = impl.multiscale_roi_align(maps, rois, size, int(sampling_ratio), image_size)
+    check_shape(pooled, (len(rois), int(channels), *size), "multiscale_roi_align", "multiscale.shape")
+    conventions = impl.conventions
+    aligned = conventions.multiscale_alignment == "half-pixel"
+    band = tolerance(conventions.dtype)
+    for r, roi in enumerate(rois):
+        allowed = sorted(_allowed_levels(roi, k_min, k_max, band, conventions.fpn_level_mapping))
+        candidates = []
+        for level in allowed:
+            arguments = (maps[level - k_min], roi[None], size, 2.0**-level, int(sampling_ratio), aligned)
+            expected = ref_pool.roi_align(*arguments)[0]
+            tol = _align_tolerance(impl, *arguments)[0]
+            if np.all(np.abs(pooled[r] - expected) <= tol):
+                break
+            candidates.append((level, expected, tol))
+        else:
+            level, expected, tol = candidates[0]
+            check_close(
+                pooled[r],
+                expected,
+                tol,
+                f"RoI {r} {roi.tolist()} vs RoIAlign (aligned={aligned}) of level {level}"
+                + (f" (levels {allowed} allowed)" if len(allowed) > 1 else ""),
+                "multiscale.value",
             )

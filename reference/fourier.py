@@ -1,8 +1,8 @@
 """Phase-only, amplitude-only and hybrid reconstructions: the executable form of
 ``spec/fourier.md`` (seed §1).
 
-``F = fft2(x)`` for a real 2-D image ``x`` (any size, float32 or float64). The phase spectrum is
-``F / |F|``, the amplitude spectrum ``|F|``:
+``F = fft2(x)`` for a real 2-D image ``x`` (any size, float32 or float64). The amplitude spectrum
+is ``|F|``, the phase spectrum ``arg F`` in ``(-π, π]`` (the unit phasor ``F / |F|``):
 
 * phase-only:      ``real(ifft2(F / |F|))``  -- unit magnitude, the original phase;
 * amplitude-only:  ``real(ifft2(|F|))``      -- the original magnitude, zero phase;
@@ -48,6 +48,19 @@ def fft2(image) -> np.ndarray:
     """``(H, W, 2)``: real and imaginary parts of the 2-D DFT (NumPy's sign and scaling)."""
     spectrum = np.fft.fft2(check_image(image))
     return np.stack([spectrum.real, spectrum.imag], axis=-1)
+
+
+def amplitude_spectrum(image) -> np.ndarray:
+    """``(H, W)`` float64: ``|F|`` (clause ``fourier.amplitude.definition``)."""
+    return np.abs(np.fft.fft2(check_image(image).astype(np.float64)))
+
+
+def phase_spectrum(image) -> np.ndarray:
+    """``(H, W)`` float64: ``arg F`` in ``(-π, π]``, and 0 where ``|F|`` is numerically zero, as
+    :func:`unit_phase` (clause ``fourier.phase.definition``). A negative real coefficient has
+    phase ``π`` (``atan2`` gives ``-π`` when its imaginary part is ``-0.0``)."""
+    phase = np.angle(unit_phase(np.fft.fft2(check_image(image).astype(np.float64))))
+    return np.where(phase <= -np.pi, np.pi, phase)
 
 
 def _real_inverse(spectrum: np.ndarray, dtype) -> np.ndarray:

@@ -4,7 +4,7 @@ Feature maps are ``(C, H, W)``; RoIs are image-coordinate boxes ``(R, 4)`` of on
 to the feature map by ``spatial_scale`` (1/stride). Sources: Fast R-CNN §2.1 (RoI max pooling);
 Caffe ``roi_pooling_layer.cpp``; Mask R-CNN §3 (RoIAlign); Detectron2 ``ROIAlignV2`` (the
 half-pixel offset); torchvision ``ops/roi_align.py``, ``ops/roi_pool.py``, ``ops/poolers.py``;
-FPN (Lin et al. 2017) eq. (1).
+FPN (Lin et al. 2017) eq. (1); mmdetection ``SingleRoIExtractor`` (``finest_scale = 56``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from detspec.reference.validation import (
 )
 
 CANONICAL_SCALE, CANONICAL_LEVEL = 224.0, 4
+#: mmdetection's ``SingleRoIExtractor``: a RoI of ``sqrt(w h) < 2 * 56`` goes to the first map.
+FINEST_SCALE = 56.0
+FPN_LEVEL_MAPPINGS = ("canonical", "finest-56")
 
 #: The most samples an adaptive RoIAlign grid (``sampling_ratio = 0``) may put along one side of
 #: a bin: beyond ``2**52`` the sample positions ``(k + 0.5) / n`` are no longer exact in float64.
@@ -238,17 +241,32 @@ def roi_align(
     return output[:, :, :pw].transpose(0, 3, 1, 2)
 
 
-def fpn_levels(rois, k_min: int, k_max: int) -> np.ndarray:
-    """``(R,)`` FPN levels (``roi.multiscale.level``): ``floor(4 + log2(sqrt(w h) / 224))``
-    clamped to ``[k_min, k_max]`` (FPN eq. (1); continuous width and height). RoIs are valid
-    boxes; ``k_min <= k_max`` are integers."""
+def fpn_level_rule(mapping: str, k_min: int) -> tuple[float, float]:
+    """``(base, scale)`` of a level mapping: a RoI of ``sqrt(w h) = s`` belongs to level
+    ``floor(base + log2(s / scale))`` before clamping. ``canonical``: FPN eq. (1), ``(4, 224)``;
+    ``finest-56``: mmdetection's map index ``floor(log2(s / 56))`` counted from the first map
+    given, i.e. ``(k_min, 56)`` -- the same as canonical iff ``k_min = 2`` (stride 4)."""
+    if mapping not in FPN_LEVEL_MAPPINGS:
+        raise ValueError(f"unknown FPN level mapping {mapping!r}; expected one of {FPN_LEVEL_MAPPINGS}")
+    if mapping == "finest-56":
+        return float(k_min), FINEST_SCALE
+    return float(CANONICAL_LEVEL), CANONICAL_SCALE
+
+
+def fpn_levels(rois, k_min: int, k_max: int, mapping: str = "canonical") -> np.ndarray:
+    """``(R,)`` FPN levels (``roi.multiscale.level``): under ``canonical``
+    ``floor(4 + log2(sqrt(w h) / 224))`` (FPN eq. (1)), under ``finest-56``
+    ``k_min + floor(log2(sqrt(w h) / 56))`` (mmdetection), clamped to ``[k_min, k_max]``
+    (continuous width and height; a boundary goes to the upper level; a RoI of zero area to
+    ``k_min``). RoIs are valid boxes; ``k_min <= k_max`` are integers."""
     rois = check_boxes(rois, "rois")
     k_min, k_max = check_integer(k_min, "k_min", minimum=None), check_integer(k_max, "k_max", minimum=None)
     if k_min > k_max:
         raise ValueError(f"k_min: expected k_min <= k_max, got {k_min} and {k_max}")
+    base, scale = fpn_level_rule(mapping, k_min)
     side = np.sqrt((rois[:, 2] - rois[:, 0]) * (rois[:, 3] - rois[:, 1]))
     with np.errstate(divide="ignore"):
-        level = np.floor(CANONICAL_LEVEL + np.log2(side / CANONICAL_SCALE))
+        level = np.floor(base + np.log2(side / scale))
     return np.clip(level, k_min, k_max).astype(np.int64)
 
 
@@ -262,10 +280,20 @@ def level_of_feature_map(feature_height: int, image_height: float) -> int:
     return -int(np.round(np.log2(ratio)))
 
 
-def multiscale_roi_align(features, rois, output_size, sampling_ratio: int, image_size) -> np.ndarray:
-    """``(R, C, ph, pw)``: each RoI pooled by :func:`roi_align` (not aligned, as torchvision's
-    ``MultiScaleRoIAlign``) from the level :func:`fpn_levels` assigns it, among the given maps
-    (consecutive levels, finest first; each level's stride from its size and the image's).
+def multiscale_roi_align(
+    features,
+    rois,
+    output_size,
+    sampling_ratio: int,
+    image_size,
+    mapping: str = "canonical",
+    aligned: bool = False,
+) -> np.ndarray:
+    """``(R, C, ph, pw)``: each RoI pooled by :func:`roi_align` from the level :func:`fpn_levels`
+    assigns it under ``mapping``, among the given maps (consecutive levels, finest first; each
+    level's stride from its size and the image's). ``aligned``: ``False`` as torchvision's
+    ``MultiScaleRoIAlign`` (convention ``multiscale_alignment = corner``), ``True`` as
+    mmdetection's ``SingleRoIExtractor`` and detectron2's ``ROIAlignV2`` (``half-pixel``).
 
     Preconditions: non-empty maps with one channel count; RoIs valid boxes; ``output_size`` two
     integers >= 1; ``sampling_ratio`` an integer >= 0; ``image_size`` finite and > 0.
@@ -288,10 +316,12 @@ def multiscale_roi_align(features, rois, output_size, sampling_ratio: int, image
         raise ValueError(f"features: expected consecutive levels finest first, got strides 2**{levels}")
     if levels[0] < -1000 or levels[-1] > 1000:
         raise ValueError(f"image_size: the maps' strides 2**{levels} are not representable in float64")
-    assigned = fpn_levels(rois, levels[0], levels[-1])
+    assigned = fpn_levels(rois, levels[0], levels[-1], mapping)
     output = np.zeros((len(rois), maps[0].shape[0], *output_size))
     for index, level in enumerate(levels):
         chosen = np.flatnonzero(assigned == level)
         if chosen.size:
-            output[chosen] = roi_align(maps[index], rois[chosen], output_size, 2.0**-level, sampling_ratio)
+            output[chosen] = roi_align(
+                maps[index], rois[chosen], output_size, 2.0**-level, sampling_ratio, bool(aligned)
+            )
     return output

@@ -6,7 +6,14 @@ import math
 
 import numpy as np
 import pytest
-from detspec.properties.anchors import PFR_TABLE
+from detspec.conformance.adapters.reference_adapter import ReferenceAdapter
+from detspec.conformance.guard import GuardedImplementation
+from detspec.conformance.runner import run_property
+from detspec.properties.anchors import (
+    PFR_TABLE,
+    anchors_have_declared_size_and_ratio,
+    each_axis_follows_its_own_stride,
+)
 from detspec.reference import anchors as ref
 from detspec.reference.boxes import box_iou
 from detspec.reference.receptive_field import (
@@ -17,8 +24,10 @@ from detspec.reference.receptive_field import (
     dependency_support,
     receptive_field,
 )
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from tests.negative_controls.anchors import AnchorsLegacyAwayRoundsHalfToEven, AnchorsStridesSwapped
 
 PAPER_SIZES, PAPER_RATIOS = (128, 256, 512), (0.5, 1.0, 2.0)
 
@@ -131,3 +140,63 @@ def test_size_and_ratio_define_width_and_height():
     (anchor,) = ref.cell_anchors([100], [4.0])
     assert anchor[2] - anchor[0] == pytest.approx(50) and anchor[3] - anchor[1] == pytest.approx(200)
     assert math.isclose((anchor[2] - anchor[0]) * (anchor[3] - anchor[1]), 100**2)
+
+
+def test_strides_are_per_axis():
+    anchors = ref.grid_anchors((2, 3), (4, 64), [8.0], [1.0], offset="centre")
+    centres = (anchors[:, :2] + anchors[:, 2:]) / 2
+    np.testing.assert_array_equal(centres[:, 0], [32, 96, 160, 32, 96, 160])  # x: 64 apart, from 32
+    np.testing.assert_array_equal(centres[:, 1], [2, 2, 2, 6, 6, 6])  # y: 4 apart, from 2
+    np.testing.assert_array_equal(
+        ref.grid_anchors((2, 3), 16, [8.0], [1.0]), ref.grid_anchors((2, 3), (16, 16), [8.0], [1.0])
+    )
+
+
+@pytest.mark.parametrize(("rounding", "height"), [("legacy", 22), ("legacy-away", 23)])
+def test_legacy_roundings_differ_on_a_half(rounding, height):
+    """Base 32, ratio 0.5: 45.25 x 22.5 rounds to 45 x 22 (np.round) or 45 x 23 (C's roundf)."""
+    (anchor,) = ref.cell_anchors([32.0], [0.5], 32, rounding=rounding, convention="legacy")
+    assert (anchor[2] - anchor[0] + 1, anchor[3] - anchor[1] + 1) == (45, height)
+
+
+def test_legacy_roundings_agree_on_the_paper_table():
+    away = ref.grid_anchors(
+        (1, 1), 16, PAPER_SIZES, PAPER_RATIOS, offset="legacy", rounding="legacy-away", convention="legacy"
+    )
+    np.testing.assert_array_equal(away, PFR_TABLE)
+
+
+@pytest.mark.parametrize("rounding", ["legacy", "legacy-away"])
+def test_legacy_roundings_need_one_stride_for_both_axes(rounding):
+    with pytest.raises(ValueError, match=r"^stride: the legacy"):
+        ref.grid_anchors((2, 2), (16, 32), [32.0], [1.0], rounding=rounding)
+
+
+def test_a_stride_is_a_number_or_a_pair():
+    with pytest.raises(ValueError, match=r"^stride: expected one number or a pair"):
+        ref.grid_anchors((2, 2), (16, 16, 16), [32.0], [1.0])
+    with pytest.raises(ValueError, match=r"^stride: expected a finite number > 0"):
+        ref.grid_anchors((2, 2), (16, 0), [32.0], [1.0])
+
+
+def test_swapped_strides_escape_every_property_with_equal_strides_and_fail_the_per_axis_one():
+    """The per-axis control is the reference when the strides are equal: only unequal strides show
+    it, which the strategies now draw (each_axis_follows_its_own_stride is its control's property)."""
+    control = AnchorsStridesSwapped()
+    levels = ([[3, 5]], [[8, 8]], [[32.0]], [[0.5, 1.0]])
+    np.testing.assert_array_equal(control.grid_anchors(*levels), ReferenceAdapter().grid_anchors(*levels))
+    outcome = run_property(
+        each_axis_follows_its_own_stride,
+        GuardedImplementation(control),
+        settings(max_examples=20, database=None, derandomize=True),
+    )
+    assert outcome.status == "fail" and outcome.code == "anchors.other-axis-stride"
+
+
+def test_legacy_away_declared_but_rounded_to_even_fails_the_shape_clause():
+    outcome = run_property(
+        anchors_have_declared_size_and_ratio,
+        GuardedImplementation(AnchorsLegacyAwayRoundsHalfToEven()),
+        settings(max_examples=5, database=None, derandomize=True),
+    )
+    assert outcome.status == "fail" and outcome.code == "anchors.shape"

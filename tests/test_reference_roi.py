@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from detspec.conformance.adapters.reference_adapter import ReferenceAdapter
+from detspec.conformance.guard import GuardedImplementation
+from detspec.conformance.runner import run_property
+from detspec.properties.interface import Conventions
+from detspec.properties.roi_pooling import (
+    multiscale_roi_align_matches_the_reference,
+    rois_are_pooled_from_their_fpn_level,
+)
+from detspec.properties.strategies.roi import align_value_inputs
 from detspec.reference import roi_pooling as pool
 from detspec.reference import roi_targets as ref
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
+
+from tests.negative_controls.roi import MultiscaleHalfPixelDeclaredCorner, kernel_roi_align
 
 GT = np.array([[0.0, 0.0, 100.0, 100.0]])
 
@@ -246,6 +257,72 @@ def test_fpn_levels_at_and_around_the_boundaries():
     assert pool.fpn_levels(rois, 2, 5).tolist() == [4, 3, 3, 5, 4, 2, 5]
 
 
+def test_finest_56_counts_from_the_first_map_and_is_canonical_from_p2():
+    sides = np.array([64.0, 55.0, 56.0, 112.0, 224.0, 0.0, 4000.0])
+    rois = np.stack([np.zeros(7), np.zeros(7), sides, sides], axis=1)
+    # levels 1..4: a 64-px RoI goes to the first map (level 1) under finest-56, to level 2 under
+    # canonical; a zero-area RoI to the first map under both
+    assert pool.fpn_levels(rois, 1, 4, "finest-56").tolist() == [1, 1, 1, 2, 3, 1, 4]
+    assert pool.fpn_levels(rois, 1, 4).tolist() == [2, 1, 2, 3, 4, 1, 4]
+    for k_min in (1, 2, 3):
+        same = pool.fpn_levels(rois, k_min, 6, "finest-56") == pool.fpn_levels(rois, k_min, 6)
+        assert same.all() == (k_min == 2)
+    with pytest.raises(ValueError, match="unknown FPN level mapping 'mmdet'"):
+        pool.fpn_levels(rois, 2, 5, "mmdet")
+
+
+def test_multiscale_alignment_pools_each_level_with_its_roi_align():
+    rng = np.random.default_rng(0)
+    maps = [rng.normal(size=(2, 128 >> k, 128 >> k)) for k in (2, 3, 4, 5)]
+    rois = np.array([[3.0, 5.0, 40.0, 60.0]])  # sqrt(w h) = 45: level 2 under both mappings
+    for aligned in (False, True):
+        pooled = pool.multiscale_roi_align(maps, rois, (2, 3), 2, (128, 128), aligned=aligned)
+        np.testing.assert_array_equal(pooled, pool.roi_align(maps[0], rois, (2, 3), 1 / 4, 2, aligned))
+
+
+@settings(database=None, derandomize=True, max_examples=150, deadline=None)
+@given(align_value_inputs())
+def test_the_kernel_transcription_of_the_control_is_the_reference_when_it_clamps(example):
+    """AlignExtrapolatesBelowZero is torchvision's kernel without one line: with the line, the
+    same transcription is the reference (so its control differs from it by that line only)."""
+    size = (int(example["output_size"][0]), int(example["output_size"][1]))
+    arguments = (example["features"], example["rois"], size, example["spatial_scale"])
+    ratio, aligned = example["sampling_ratio"], bool(example["aligned"])
+    transcribed = kernel_roi_align(*arguments, ratio, aligned)
+    magnitude = np.abs(example["features"]).max()
+    np.testing.assert_allclose(
+        transcribed, pool.roi_align(*arguments, ratio, aligned), atol=1e-12 * magnitude
+    )
+
+
+class _Finest56DeclaredButCanonical(ReferenceAdapter):
+    def __init__(self) -> None:
+        super().__init__(Conventions(fpn_level_mapping="finest-56"))
+
+    def multiscale_roi_align(self, features, rois, output_size, sampling_ratio, image_size):
+        return pool.multiscale_roi_align(features, rois, output_size, int(sampling_ratio), image_size)
+
+
+def test_the_level_clause_follows_the_declared_mapping():
+    search = settings(max_examples=40, database=None, derandomize=True)
+    finest = ReferenceAdapter(Conventions(fpn_level_mapping="finest-56", multiscale_alignment="half-pixel"))
+    for prop in (rois_are_pooled_from_their_fpn_level, multiscale_roi_align_matches_the_reference):
+        assert run_property(prop, GuardedImplementation(finest), search).status == "pass"
+    wrong = run_property(
+        rois_are_pooled_from_their_fpn_level, GuardedImplementation(_Finest56DeclaredButCanonical()), search
+    )
+    assert wrong.status == "fail" and wrong.code == "multiscale.level"
+
+
+def test_a_square_only_pooler_is_given_square_outputs():
+    square = ReferenceAdapter(Conventions(multiscale_output="square"))
+    with pytest.raises(ValueError, match="not square"):
+        square.multiscale_roi_align([np.zeros((1, 4, 4))], np.zeros((1, 4)), (1, 2), 0, (8.0, 8.0))
+    search = settings(max_examples=40, database=None, derandomize=True)
+    for prop in (rois_are_pooled_from_their_fpn_level, multiscale_roi_align_matches_the_reference):
+        assert run_property(prop, GuardedImplementation(square), search).status == "pass"
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -270,3 +347,15 @@ def test_float32_bin_edges_first_go_wrong_at_57_cells_for_7_bins():
     assert 6 not in FLOAT32_BIN_HAZARDS and 12 not in FLOAT32_BIN_HAZARDS  # none up to 64 cells
     # the exact edges of 57 cells in 7 bins end at 57; fl32(57/7) * 7 rounds up past it
     assert pool.roi_pool_bins(0, 56, 7, 100)[-1] == (48, 57)
+
+
+def test_a_pooler_declared_corner_that_pools_half_pixel_fails_the_value_clause():
+    """mmdetection's alignment under torchvision's declaration: the constant maps of
+    roi.multiscale.level see it only through zero-area RoIs; every random map shows it."""
+    search = settings(max_examples=40, database=None, derandomize=True)
+    outcome = run_property(
+        multiscale_roi_align_matches_the_reference,
+        GuardedImplementation(MultiscaleHalfPixelDeclaredCorner()),
+        search,
+    )
+    assert outcome.status == "fail" and outcome.code == "multiscale.value"

@@ -67,7 +67,7 @@ class ReferenceAdapter:
         c = self.conventions
         return ref_anchors.multilevel_anchors(
             feature_sizes,
-            [_one_stride(s) for s in strides],
+            strides,
             sizes,
             ratios,
             offset=c.anchor_offset,
@@ -118,10 +118,10 @@ class ReferenceAdapter:
         return parts[..., 0] + 1j * parts[..., 1]
 
     def amplitude_spectrum(self, image):
-        return np.abs(self.fft2(image))
+        return ref_fourier.amplitude_spectrum(image)
 
     def phase_spectrum(self, image):
-        return np.angle(ref_fourier.unit_phase(self.fft2(image)))
+        return ref_fourier.phase_spectrum(image)
 
     def phase_only(self, image):
         return ref_fourier.phase_only(image)
@@ -229,17 +229,18 @@ class ReferenceAdapter:
         return ref_pool.roi_pool(features, rois, output_size, spatial_scale)
 
     def multiscale_roi_align(self, features, rois, output_size, sampling_ratio, image_size):
-        return ref_pool.multiscale_roi_align(features, rois, output_size, int(sampling_ratio), image_size)
-
-
-def _one_stride(stride) -> float:
-    """The reference takes one stride per level; per-axis strides must agree (for now)."""
-    if isinstance(stride, list | tuple):
-        along_y, along_x = (float(v) for v in stride)
-        if along_y != along_x:
-            raise ValueError(f"strides: per-axis strides {stride} differ; the reference needs equal ones")
-        return along_x
-    return float(stride)
+        c = self.conventions
+        if c.multiscale_output == "square" and int(output_size[0]) != int(output_size[1]):
+            raise ValueError(f"output_size: {tuple(output_size)} is not square (multiscale_output = square)")
+        return ref_pool.multiscale_roi_align(
+            features,
+            rois,
+            output_size,
+            int(sampling_ratio),
+            image_size,
+            mapping=c.fpn_level_mapping,
+            aligned=c.multiscale_alignment == "half-pixel",
+        )
 
 
 def reference() -> ReferenceAdapter:

@@ -1,6 +1,7 @@
 """Strategies for anchor configurations and layer stacks.
 
-Anchor configurations: strides, feature-map sizes (empty maps included), anchor sizes and aspect
+Anchor configurations: strides and feature-map sizes drawn per axis (empty maps included; strides
+equal, independent or very unequal such as 4 along y and 64 along x), anchor sizes and aspect
 ratios, generated rather than fixed to the paper's values; sizes and ratios are distinct and at
 least 25 % apart so that each anchor can be told apart by its shape.
 """
@@ -13,6 +14,15 @@ from detspec.reference.receptive_field import Layer, receptive_field
 from hypothesis import strategies as st
 
 STRIDES = st.one_of(st.sampled_from([4, 8, 16, 32, 64]), st.integers(1, 64))
+#: Strides ``[along y, along x]`` of one level: equal (the usual square case), independent, or
+#: very unequal (a padded batch of wide images: torchvision infers ``image_h // H`` and
+#: ``image_w // W`` separately).
+STRIDE_PAIRS = st.one_of(
+    STRIDES.map(lambda s: [s, s]),
+    st.tuples(STRIDES, STRIDES).map(list),
+    st.sampled_from([[4, 64], [64, 4], [1, 64], [64, 1], [8, 32], [16, 4]]),
+)
+#: The paper's VGG-16 configuration: one level, stride 16 (a number: both axes).
 PAPER = {
     "feature_sizes": [[37, 62]],
     "strides": [16],
@@ -41,13 +51,18 @@ ASPECT_RATIOS = st.lists(
 
 
 @st.composite
-def anchor_levels(draw, min_levels: int = 1, max_levels: int = 1, min_cells: int = 0):
-    """One or more levels: ``feature_sizes``, ``strides``, ``sizes``, ``ratios`` (lists)."""
+def anchor_levels(
+    draw, min_levels: int = 1, max_levels: int = 1, min_cells: int = 0, equal_strides: bool = False
+):
+    """One or more levels: ``feature_sizes`` ``[H, W]``, ``strides`` ``[along y, along x]``,
+    ``sizes``, ``ratios`` (lists). ``equal_strides``: one stride for both axes (the legacy
+    roundings round a square base box of one stride)."""
     count = draw(st.integers(min_levels, max_levels))
     sides = st.integers(min_cells, 9)
+    strides = STRIDES.map(lambda s: [s, s]) if equal_strides else STRIDE_PAIRS
     return {
         "feature_sizes": [[draw(sides), draw(sides)] for _ in range(count)],
-        "strides": [draw(STRIDES) for _ in range(count)],
+        "strides": [draw(strides) for _ in range(count)],
         "sizes": [[float(s) for s in draw(ANCHOR_SIZES)] for _ in range(count)],
         "ratios": [draw(ASPECT_RATIOS) for _ in range(count)],
     }

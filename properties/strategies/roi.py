@@ -127,15 +127,20 @@ def fast_rcnn_loss_inputs(draw, conventions: Conventions, empty: bool = False):
 
 #: Strides of a feature map (spatial scale 1/stride): exact in float32.
 STRIDES = st.sampled_from([1, 2, 4, 8, 16])
+#: Magnitudes of a feature map: ``2**k`` from tiny (``2**-40``) to large (``2**40``), times small
+#: dyadic values, so still exact in float32; 1 and the extremes the most common.
+MAGNITUDES = st.one_of(st.just(0), st.sampled_from([-40, 40]), st.integers(-40, 40)).map(lambda k: 2.0**k)
 
 
 @st.composite
-def feature_maps(draw, channels=(1, 3), side=(1, 10)):
-    """A ``(C, H, W)`` map of small dyadic values (exact in float32; ties for max pooling)."""
+def feature_maps(draw, channels=(1, 3), side=(1, 10), magnitudes: bool = False):
+    """A ``(C, H, W)`` map of small dyadic values (exact in float32; ties for max pooling), each
+    side drawn on its own; ``magnitudes``: scaled by one of :data:`MAGNITUDES`."""
     c = draw(st.integers(*channels))
     h, w = draw(st.integers(*side)), draw(st.integers(*side))
     values = draw(st.lists(st.integers(-16, 16), min_size=c * h * w, max_size=c * h * w))
-    return np.asarray(values, dtype=np.float64).reshape(c, h, w) / 4
+    scale = draw(MAGNITUDES) if magnitudes else 1.0
+    return np.asarray(values, dtype=np.float64).reshape(c, h, w) / 4 * scale
 
 
 @st.composite
@@ -162,9 +167,10 @@ def rois_on(draw, height: int, width: int, stride: int, count=(0, 5), unit: floa
 
 
 @st.composite
-def pooling_inputs(draw):
-    """A map, RoIs, an output size, a spatial scale, a sampling ratio and the aligned flag."""
-    features = draw(feature_maps())
+def pooling_inputs(draw, magnitudes: bool = False):
+    """A map, RoIs, an output size, a spatial scale, a sampling ratio and the aligned flag;
+    ``magnitudes``: maps of every magnitude (:data:`MAGNITUDES`)."""
+    features = draw(feature_maps(magnitudes=magnitudes))
     _, height, width = features.shape
     stride = draw(STRIDES)
     return {
@@ -175,6 +181,98 @@ def pooling_inputs(draw):
         "sampling_ratio": draw(st.integers(0, 4)),
         "aligned": int(draw(st.booleans())),
     }
+
+
+@st.composite
+def align_value_inputs(draw):
+    """RoIAlign on general inputs: random (not affine) maps of every magnitude, 1-3 channels, RoIs
+    on a grid of 1/4 or 1/16 cell inside the map, across its border, wholly outside, tiny and
+    empty, 1-5 bins per side (fractional bins), adaptive (0) and fixed (1-4) sampling, aligned or
+    not."""
+    features = draw(feature_maps(magnitudes=True))
+    _, height, width = features.shape
+    stride = draw(STRIDES)
+    return {
+        "features": features,
+        "rois": draw(rois_on(height, width, stride, (1, 5), draw(st.sampled_from([0.25, 0.0625])))),
+        "output_size": (float(draw(st.integers(1, 5))), float(draw(st.integers(1, 5)))),
+        "spatial_scale": 1.0 / stride,
+        "sampling_ratio": draw(st.integers(0, 4)),
+        "aligned": int(draw(st.booleans())),
+    }
+
+
+def _output_sizes(draw, square: bool) -> tuple[float, float]:
+    """``(ph, pw)`` of 1-3 each; the same under the ``square`` capability."""
+    height = draw(st.integers(1, 3))
+    return (float(height), float(height if square else draw(st.integers(1, 3))))
+
+
+@st.composite
+def multiscale_inputs(draw, square: bool = False, max_side: int = 640, across: bool = False):
+    """Consecutive levels ``[k_min, k_max]`` (strides ``2**k``), an image divisible by
+    ``2**k_max``, RoIs whose sizes straddle the level boundaries (sides ``224 · 2**j``, some exactly
+    on one: also those of the ``finest-56`` mapping) or have zero area, and the pooling settings.
+    RoIs lie inside the image with room for a cell of the coarsest level to their right and below
+    (an unaligned RoI is widened to one cell); with ``across`` some also cross the image's border."""
+    k_min = draw(st.integers(1, 4))
+    k_max = draw(st.integers(k_min, min(k_min + 3, 6)))
+    unit = 2**k_max
+    height = unit * draw(st.integers(1, max(1, max_side // unit)))
+    width = unit * draw(st.integers(1, max(1, max_side // unit)))
+    rois = []
+    for _ in range(draw(st.integers(1, 6))):
+        kind = draw(st.sampled_from(["boundary", "boundary", "free", "free", "flat"]))
+        if kind == "boundary":
+            side = min(224 * 2.0 ** draw(st.integers(-3, 1)), float(min(height, width)))
+            w = h = side
+        elif kind == "free":
+            w, h = draw(st.integers(1, width)), draw(st.integers(1, height))
+        elif draw(st.booleans()):  # zero area (a proposal clipped to a line): the first level
+            w, h = 0, draw(st.integers(0, height))
+        else:
+            w, h = draw(st.integers(0, width)), 0
+        if across and draw(st.booleans()):  # anywhere from half off the left/top to off the right/bottom
+            x1 = draw(st.integers(-int(w) // 2 - unit, width))
+            y1 = draw(st.integers(-int(h) // 2 - unit, height))
+        else:  # room for one cell of the coarsest level: an unaligned RoI is widened to one cell
+            x1 = draw(st.integers(0, int(max(0, width - max(w, unit)))))
+            y1 = draw(st.integers(0, int(max(0, height - max(h, unit)))))
+        rois.append([x1, y1, x1 + w, y1 + h])
+    return {
+        "levels": [k_min, k_max],
+        "rois": np.asarray(rois, dtype=np.float64),
+        "output_size": _output_sizes(draw, square),
+        "sampling_ratio": draw(st.integers(0, 2)),
+        "image_size": (float(height), float(width)),
+    }
+
+
+@st.composite
+def multiscale_value_inputs(draw, square: bool = False):
+    """:func:`multiscale_inputs` (images up to 256 px, RoIs across the border too) with random
+    per-level maps: ``channels`` and a ``map_seed`` from which every level's values are drawn
+    (``pyramid``), and their ``magnitude``."""
+    return {
+        **draw(multiscale_inputs(square, max_side=256, across=True)),
+        "channels": draw(st.integers(1, 2)),
+        "map_seed": draw(st.integers(0, 2**32 - 1)),
+        "magnitude": draw(MAGNITUDES),
+    }
+
+
+def pyramid(levels, image_size, channels: int, map_seed: int, magnitude: float) -> list[np.ndarray]:
+    """The maps of levels ``k_min..k_max`` of an image, finest first: ``(C, H >> k, W >> k)`` of
+    dyadic values ``j / 4``, ``-16 <= j <= 16``, drawn from ``numpy.random.default_rng(map_seed)``,
+    times ``magnitude``."""
+    rng = np.random.default_rng(int(map_seed))
+    height, width = int(image_size[0]), int(image_size[1])
+    return [
+        rng.integers(-16, 17, size=(int(channels), height >> k, width >> k)).astype(np.float64)
+        / 4
+        * magnitude
+        for k in range(int(levels[0]), int(levels[1]) + 1)
+    ]
 
 
 def float32_bin_edges(start: int, end: int, bins: int, size: int) -> list[tuple[int, int]]:

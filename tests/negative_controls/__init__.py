@@ -15,6 +15,7 @@ from tests.negative_controls.anchors import (
     AnchorsMissingLastCell,
     AnchorsRatioAsWidthOverHeight,
     AnchorsSizeMajor,
+    AnchorsStridesSwapped,
     AnchorsTransposedShift,
     BackboneWithShortcuts,
     CornerAnchors,
@@ -56,6 +57,7 @@ from tests.negative_controls.boxes import (
 from tests.negative_controls.fourier import (
     AmplitudeOnlyIsTheImage,
     AmplitudeOnlyKeepsSign,
+    AmplitudeSpectrumCentred,
     FftWithNoisyImaginaryPart,
     FftWithoutMinusSign,
     HybridWithDonorsSwapped,
@@ -64,6 +66,8 @@ from tests.negative_controls.fourier import (
     PhaseOnlyAnchoredAtOrigin,
     PhaseOnlyHalfWhitened,
     PhaseOnlyIsAmplitudeOnly,
+    PhaseSpectrumWithoutZeroRule,
+    SpectraOfTheWindowedImage,
 )
 from tests.negative_controls.proposals import (
     ProposalsGlobalTopN,
@@ -77,6 +81,7 @@ from tests.negative_controls.proposals import (
 )
 from tests.negative_controls.roi import (
     AlignClipsRoisToTheMap,
+    AlignExtrapolatesBelowZero,
     AlignIgnoresAligned,
     AlignSamplesBinCorners,
     AlignWithFirstRoiSize,
@@ -84,6 +89,7 @@ from tests.negative_controls.roi import (
     HeadGradientRegressesBackground,
     HeadLossNaNWithoutRoi,
     HeadLossNormalisedByForeground,
+    MultiscaleIgnoresSamplingRatio,
     PoolFloorsCorners,
     PoolWithoutQuantisation,
     RoiBackgroundTargetsAgainstAZeroBox,
@@ -155,6 +161,7 @@ CONTROLS = {
     "anchors_are_centred_on_their_cell": AnchorsCornerOffset,
     "cell_anchors_follow_declared_order": AnchorsSizeMajor,
     "levels_are_concatenated_in_order": AnchorsLevelsReversed,
+    "each_axis_follows_its_own_stride": AnchorsStridesSwapped,
     "anchor_centres_cover_the_image": CornerAnchors,
     "some_anchor_reaches_the_guaranteed_iou": AnchorsDoubleStride,
     "legacy_anchors_reproduce_py_faster_rcnn": LegacyMatlabTable,
@@ -184,6 +191,9 @@ CONTROLS = {
     "fft_matches_the_dft_sum": FftWithoutMinusSign,
     "circular_shift_multiplies_spectrum_by_a_phase_ramp": FftWithoutMinusSign,
     "spectrum_of_a_real_image_is_hermitian": FftWithNoisyImaginaryPart,
+    "amplitude_spectrum_matches_definition": AmplitudeSpectrumCentred,
+    "phase_spectrum_matches_definition": PhaseSpectrumWithoutZeroRule,
+    "spectra_follow_a_circular_shift": SpectraOfTheWindowedImage,
     "phase_only_matches_definition": PhaseOnlyAddsEnergyAtZeros,
     "amplitude_only_matches_definition": AmplitudeOnlyKeepsSign,
     "amplitude_only_forgets_position": AmplitudeOnlyIsTheImage,
@@ -220,7 +230,9 @@ CONTROLS = {
     "roi_align_is_exact_on_affine_maps": AlignSamplesBinCorners,
     "aligned_is_a_half_cell_shift": AlignIgnoresAligned,
     "samples_off_the_map_read_zero": AlignClipsRoisToTheMap,
+    "roi_align_matches_the_reference": AlignExtrapolatesBelowZero,
     "roi_pool_is_max_over_quantised_bins": PoolFloorsCorners,
     "roi_pool_sees_only_quantised_corners": PoolWithoutQuantisation,
     "rois_are_pooled_from_their_fpn_level": FpnLevelOneTooCoarse,
+    "multiscale_roi_align_matches_the_reference": MultiscaleIgnoresSamplingRatio,
 }

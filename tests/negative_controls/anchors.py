@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from detspec.conformance.adapters.reference_adapter import _one_stride
 from detspec.properties.interface import Conventions, SupportInterval
 from detspec.reference import anchors as ref_anchors
 from detspec.reference import receptive_field as ref_rf
@@ -12,9 +11,7 @@ from tests.negative_controls.base import Control
 
 
 def _anchors(feature_sizes, strides, sizes, ratios, **conventions):
-    return ref_anchors.multilevel_anchors(
-        feature_sizes, [_one_stride(s) for s in strides], sizes, ratios, **conventions
-    )
+    return ref_anchors.multilevel_anchors(feature_sizes, strides, sizes, ratios, **conventions)
 
 
 def _support(rows) -> SupportInterval:
@@ -31,16 +28,41 @@ class AnchorsMissingLastCell(Control):
 
 
 class AnchorsTransposedShift(Control):
-    """Shifts cell (x, y) by stride * (y, x): a transposed meshgrid."""
+    """Shifts cell (x, y) by (y S_x, x S_y): a transposed meshgrid."""
 
     def grid_anchors(self, feature_sizes, strides, sizes, ratios):
         levels = []
-        for (h, w), (stride, _), z, r in zip(feature_sizes, strides, sizes, ratios, strict=True):
-            base = ref_anchors.cell_anchors(z, r) + stride / 2
+        for (h, w), (along_y, along_x), z, r in zip(feature_sizes, strides, sizes, ratios, strict=True):
+            base = ref_anchors.cell_anchors(z, r) + np.array([along_x, along_y, along_x, along_y]) / 2
             ys, xs = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-            shifts = stride * np.stack([ys, xs, ys, xs], -1).reshape(-1, 1, 4)
-            levels.append((shifts + base[None]).reshape(-1, 4))
+            shifts = np.stack([ys * along_x, xs * along_y, ys * along_x, xs * along_y], -1)
+            levels.append((shifts.reshape(-1, 1, 4) + base[None]).reshape(-1, 4))
         return np.concatenate(levels)
+
+
+class AnchorsStridesSwapped(Control):
+    """Reads each level's stride pair as (along x, along y): the cells step by the y stride along x
+    and by the x stride along y (mmdetection writes its strides (w, h), the interface (y, x))."""
+
+    def grid_anchors(self, feature_sizes, strides, sizes, ratios):
+        swapped = [[along_x, along_y] for along_y, along_x in strides]
+        return super().grid_anchors(feature_sizes, swapped, sizes, ratios)
+
+
+class AnchorsLegacyAwayRoundsHalfToEven(Control):
+    """Declares py-faster-rcnn's rounding with halves away from zero (its C++ ports) but rounds
+    them to even (its Python): base 32, ratio 0.5 gives 45 x 22 instead of 45 x 23."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conventions = Conventions(
+            box_width="legacy", anchor_offset="legacy", anchor_rounding="legacy-away"
+        )
+
+    def grid_anchors(self, feature_sizes, strides, sizes, ratios):
+        return _anchors(
+            feature_sizes, strides, sizes, ratios, offset="legacy", rounding="legacy", convention="legacy"
+        )
 
 
 class AnchorsRatioAsWidthOverHeight(Control):

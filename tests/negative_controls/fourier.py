@@ -87,3 +87,39 @@ class HybridWithDonorsSwapped(Control):
 
     def hybrid(self, phase_donor, amplitude_donor):
         return ref_fourier.hybrid(amplitude_donor, phase_donor)
+
+
+class AmplitudeSpectrumCentred(Control):
+    """Returns the amplitude spectrum fftshift-ed, zero frequency in the middle, as it is shown."""
+
+    def amplitude_spectrum(self, image):
+        return np.fft.fftshift(ref_fourier.amplitude_spectrum(image))
+
+
+class PhaseSpectrumWithoutZeroRule(Control):
+    """Returns arg F everywhere: a coefficient that is round-off gets the round-off's phase (π for
+    a constant 0.1 image) instead of 0."""
+
+    def phase_spectrum(self, image):
+        return np.angle(np.fft.fft2(np.asarray(image, dtype=float)))
+
+
+class SpectraOfTheWindowedImage(Control):
+    """Multiplies the image by a (periodic) Hann window before the transform, as spectral
+    estimation does: the spectra then depend on where the content sits."""
+
+    @staticmethod
+    def _windowed(image):
+        image = np.asarray(image, dtype=float)
+        height, width = image.shape
+        window = np.outer(
+            0.5 - 0.5 * np.cos(2 * np.pi * np.arange(height) / height),
+            0.5 - 0.5 * np.cos(2 * np.pi * np.arange(width) / width),
+        )
+        return image * window
+
+    def amplitude_spectrum(self, image):
+        return ref_fourier.amplitude_spectrum(self._windowed(image))
+
+    def phase_spectrum(self, image):
+        return ref_fourier.phase_spectrum(self._windowed(image))

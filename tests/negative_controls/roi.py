@@ -204,6 +204,53 @@ class AlignClipsRoisToTheMap(Control):
         return super().roi_align(features, rois, output_size, spatial_scale, sampling_ratio, aligned)
 
 
+def kernel_roi_align(features, rois, output_size, spatial_scale, sampling_ratio, aligned, clamp_low=True):
+    """torchvision's CPU RoIAlign (``roi_align_kernel.cpp``, ``bilinear_interpolate``) transcribed
+    sample by sample with NumPy; ``clamp_low=False`` leaves out its ``if (y <= 0) y = 0;`` (and
+    ``x``), so that a sample in ``[-1, 0)`` gets ``y_low = (int) y = 0`` and a negative weight."""
+    features = np.asarray(features, dtype=float)
+    _, height, width = features.shape
+    ph, pw = int(output_size[0]), int(output_size[1])
+    output = np.zeros((len(rois), features.shape[0], ph, pw))
+    for r, roi in enumerate(np.asarray(rois, dtype=float).reshape(-1, 4)):
+        ys, xs = ref_pool.align_sample_points(
+            roi, (ph, pw), spatial_scale, int(sampling_ratio), bool(aligned)
+        )
+        if ys.shape[1] == 0 or xs.shape[1] == 0:
+            continue  # no sample: the bins are 0
+        y = np.broadcast_to(ys[:, None, :, None], (ph, pw, ys.shape[1], xs.shape[1]))
+        x = np.broadcast_to(xs[None, :, None, :], y.shape)
+        inside = (y >= -1.0) & (y <= height) & (x >= -1.0) & (x <= width)
+        weights, cells = [], []
+        for along, size in ((y, height), (x, width)):
+            if clamp_low:
+                along = np.maximum(along, 0.0)
+            low = np.trunc(along)
+            end = low >= size - 1
+            low = np.where(end, size - 1, low)
+            high = np.where(end, size - 1, low + 1)
+            fraction = np.where(end, 0.0, along - low)
+            # (int) -1.0 is -1: read as cell 0, the only cell a clamped kernel would read there
+            cells.append([np.clip(low, 0, size - 1).astype(int), np.clip(high, 0, size - 1).astype(int)])
+            weights.append([1.0 - fraction, fraction])
+        value = sum(
+            weights[0][i] * weights[1][j] * features[:, cells[0][i], cells[1][j]]
+            for i in (0, 1)
+            for j in (0, 1)
+        )
+        output[r] = np.where(inside, value, 0.0).mean(axis=(-2, -1))
+    return output
+
+
+class AlignExtrapolatesBelowZero(Control):
+    """torchvision's kernel without ``if (y <= 0) y = 0`` (and ``x``): a sample in ``[-1, 0)``,
+    which must read the border cell, extrapolates from cells 0 and 1 instead -- the same on affine
+    and constant maps, wrong on any other."""
+
+    def roi_align(self, features, rois, output_size, spatial_scale, sampling_ratio, aligned):
+        return kernel_roi_align(features, rois, output_size, spatial_scale, sampling_ratio, aligned, False)
+
+
 class PoolFloorsCorners(Control):
     """Corners quantised with ``floor`` instead of ``round``."""
 
@@ -238,6 +285,24 @@ class FpnLevelOneTooCoarse(Control):
                     features[index], rois[chosen], output_size, 2.0**-level, int(sampling_ratio)
                 )
         return output
+
+
+class MultiscaleIgnoresSamplingRatio(Control):
+    """Pools every level with ``sampling_ratio = 2`` (torchvision's default) whatever it is given:
+    the same on constant maps, so only a value comparison shows it."""
+
+    def multiscale_roi_align(self, features, rois, output_size, sampling_ratio, image_size):
+        return super().multiscale_roi_align(features, rois, output_size, 2, image_size)
+
+
+class MultiscaleHalfPixelDeclaredCorner(Control):
+    """Pools every level with ``aligned=True`` (mmdetection's and detectron2's FPN pooler) while
+    declaring torchvision's ``multiscale_alignment = corner``."""
+
+    def multiscale_roi_align(self, features, rois, output_size, sampling_ratio, image_size):
+        return ref_pool.multiscale_roi_align(
+            features, rois, output_size, int(sampling_ratio), image_size, aligned=True
+        )
 
 
 #: property name -> the broken implementation it must catch.
