@@ -64,3 +64,22 @@ def test_every_failure_code_is_documented():
     text = (SPEC_DIR / "INTERPRETING.md").read_text(encoding="utf-8")
     missing = sorted(code for code in all_codes() if f"`{code}`" not in text)
     assert not missing, f"failure codes missing from spec/INTERPRETING.md: {missing}"
+
+
+def test_every_convention_is_documented():
+    """Each convention is named in spec/INTERPRETING.md, and it and every one of its values
+    appear in the spec files (the area that defines it lists it under "Conventions")."""
+    from detspec import Conventions
+    from detspec.conformance.spec_index import SPEC_DIR
+
+    interpreting = (SPEC_DIR / "INTERPRETING.md").read_text(encoding="utf-8")
+    areas = "\n".join(
+        path.read_text(encoding="utf-8") for path in SPEC_DIR.glob("*.md") if path.name != "INTERPRETING.md"
+    )
+    missing = [
+        f"{name}={value}" if value else name
+        for name, values in Conventions.choices().items()
+        for value in ("", *values)
+        if (f"`{name}`" not in interpreting if not value else f"`{name}`" not in areas or value not in areas)
+    ]
+    assert not missing, f"conventions missing from the spec: {missing}"
