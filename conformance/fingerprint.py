@@ -39,6 +39,11 @@ class Undecided(Exception):
     """The answers match no value of the convention (the message says what came back)."""
 
 
+class Unobservable(Exception):
+    """The convention cannot be seen through this implementation's operations (the message says
+    why), e.g. a proposal layer that takes one anchor grid cannot show a per-level pipeline."""
+
+
 Probe = Callable[[Any], tuple[str, str]]  # impl -> (value, evidence)
 PROBES: dict[str, Probe] = {}
 
@@ -135,19 +140,22 @@ def _anchor_offset(impl) -> tuple[str, str]:
 
 @probe("anchor_rounding")
 def _anchor_rounding(impl) -> tuple[str, str]:
+    """The width of size 128, ratio 0.5 (under the declared box width): 128 / sqrt(0.5), rounded
+    corners (torchvision), or py-faster-rcnn's rounded base sides scaled by 8."""
+    o = impl.conventions.width_offset
     anchor = _one_cell(impl, [128.0], [0.5])[0]
-    width = float(anchor[2] - anchor[0])
-    candidates = {"none": 128 / math.sqrt(0.5), "round-corners": 182.0, "legacy": 183.0}
-    value = _closest(width, candidates, "x2 - x1 of size 128, ratio 0.5", 1e-4)
+    width = float(anchor[2] - anchor[0]) + o
+    candidates = {"none": 128 / math.sqrt(0.5), "round-corners": 182.0, "legacy": 184.0}
+    value = _closest(width, candidates, "the width of size 128, ratio 0.5", 1e-4)
     if value != "legacy":
-        return value, f"x2 - x1 = {width:g}"
+        return value, f"width {width:g}"
     # py-faster-rcnn's rounding, half to even or away: a 32-stride base of ratio 0.5 is 45 x 22.5
     tall = _one_cell(impl, [32.0], [0.5], stride=32.0)[0]
-    height = float(tall[3] - tall[1]) + 1
+    height = float(tall[3] - tall[1]) + o
     value = {22.0: "legacy", 23.0: "legacy-away"}.get(height)
     if value is None:
         raise Undecided(f"a legacy 32-stride anchor of ratio 0.5 is {height:g} high")
-    return value, f"x2 - x1 = {width:g} at stride 16; height {height:g} for 22.5 at stride 32"
+    return value, f"width {width:g} at stride 16; height {height:g} for 22.5 at stride 32"
 
 
 @probe("anchor_order")
@@ -233,36 +241,45 @@ def _rpn_low_quality_match(impl) -> tuple[str, str]:
 
 @probe("proposal_pipeline")
 def _proposal_pipeline(impl) -> tuple[str, str]:
-    anchors = np.array([[0.0, 0.0, 16.0, 16.0], [100.0, 100.0, 116.0, 116.0]])
+    """Two anchors on each of two levels, pre-NMS top 1: one proposal per level, or one in all."""
+    if impl.conventions.proposal_anchors == "own-grid":
+        raise Unobservable("an implementation that makes its own anchors takes one grid, not two levels")
+    anchors = np.array([[0.0, 0.0, 16.0, 16.0], [40.0, 0.0, 56.0, 16.0], [100.0, 100.0, 116.0, 116.0]])
+    anchors = np.concatenate([anchors, [[140.0, 100.0, 156.0, 116.0]]])
     result = impl.generate_proposals(
-        anchors, np.array([2.0, 1.0]), np.zeros((2, 4)), np.array([0, 1]), (200.0, 200.0), 1, 10, 0.7, 0.0
-    )
+        anchors, np.array([4.0, 3.0, 2.0, 1.0]), np.zeros((4, 4)), np.array([0, 0, 1, 1]), (200.0, 200.0), 1,
+        10, 0.7, 0.0,
+    )  # fmt: skip
     count = len(result.scores)
     value = {2: "per-level", 1: "global"}.get(count)
     if value is None:
         raise Undecided(f"{count} proposals from two levels with pre-NMS top 1")
-    return value, f"{count} proposals from one anchor on each of two levels, pre-NMS top 1"
+    return value, f"{count} proposals from two anchors on each of two levels, pre-NMS top 1"
 
 
 @probe("proposal_min_size_stage")
 def _proposal_min_size_stage(impl) -> tuple[str, str]:
-    anchors = np.array([[0.0, 0.0, 4.0, 4.0], [100.0, 100.0, 132.0, 132.0]])
+    """The best-scoring anchor decodes below the min size, pre- and post-NMS top 1: no proposal
+    (min size after the top-n cut), or the next anchor's (before it). Nine anchors of a 3 x 3
+    grid at stride 16 (an own-grid implementation's own anchors)."""
+    from detspec.reference.anchors import grid_anchors
+
+    c = impl.conventions
+    anchors = grid_anchors(
+        (3, 3), 16, [16.0], [1.0], offset=c.anchor_offset, rounding=c.anchor_rounding,
+        order=c.anchor_order, convention=c.box_width,
+    )  # fmt: skip
+    deltas = np.zeros((9, 4))
+    deltas[4, 2:] = math.log(0.1)  # the centre anchor, best scored, shrinks to a tenth
+    logits = np.where(np.arange(9) == 4, 3.0, 1.0)
     result = impl.generate_proposals(
-        anchors,
-        np.array([2.0, 1.0]),
-        np.zeros((2, 4)),
-        np.zeros(2, np.int64),
-        (200.0, 200.0),
-        1,
-        10,
-        0.7,
-        16.0,
+        anchors, logits, deltas, np.zeros(9, np.int64), (48.0, 48.0), 1, 1, 0.7, 8.0
     )
-    count = len(result.scores)
+    count = int(np.sum(np.asarray(result.scores) > 0))
     value = {0: "after-top-n", 1: "before-top-n"}.get(count)
     if value is None:
         raise Undecided(f"{count} proposals")
-    return value, f"{count} proposals when the best anchor is below min size and pre-NMS top is 1"
+    return value, f"{count} proposal(s) with a positive score when the best anchor is below min size, top 1"
 
 
 _SAMPLE = dict(
@@ -373,6 +390,44 @@ def _roi_beta(impl) -> tuple[str, str]:
     return _closest(regression, candidates, "box loss of one 0.05 error"), f"box loss {regression:.6g}"
 
 
+def _pool_one(impl, features, roi, output_size=(1.0, 1.0)) -> np.ndarray:
+    return np.asarray(
+        impl.multiscale_roi_align(features, np.array([roi]), output_size, 2, (128.0, 128.0)), float
+    )
+
+
+@probe("fpn_level_mapping")
+def _fpn_level_mapping(impl) -> tuple[str, str]:
+    """A pyramid from P3 (maps constant at their level number): a 112 x 112 RoI is level 3 by
+    FPN's eq. (1), and the first map's next level (4) by mmdetection's 56 rule."""
+    features = [np.full((1, 128 >> k, 128 >> k), float(k)) for k in (3, 4)]
+    value = float(_pool_one(impl, features, [0.0, 0.0, 112.0, 112.0]).ravel()[0])
+    return _closest(value, {"canonical": 3.0, "finest-56": 4.0}, "level pooled"), (
+        f"a 112 x 112 RoI on maps P3, P4 is pooled from level {value:g}"
+    )
+
+
+@probe("multiscale_alignment")
+def _multiscale_alignment(impl) -> tuple[str, str]:
+    """One stride-4 map that is its column index: RoI [16, 16, 32, 32] pooled to one cell with two
+    samples per side averages columns 5 and 7 (aligned=False) or 4.5 and 6.5 (aligned=True)."""
+    ramp = np.broadcast_to(np.arange(32.0), (1, 32, 32)).copy()
+    value = float(_pool_one(impl, [ramp], [16.0, 16.0, 32.0, 32.0]).ravel()[0])
+    return _closest(value, {"corner": 6.0, "half-pixel": 5.5}, "pooled ramp"), (
+        f"the ramp averaged over RoI [16, 16, 32, 32] at stride 4 is {value:g}"
+    )
+
+
+@probe("multiscale_output")
+def _multiscale_output(impl) -> tuple[str, str]:
+    """A 1 x 2 output: made, or refused."""
+    try:
+        pooled = _pool_one(impl, [np.ones((1, 32, 32))], [16.0, 16.0, 32.0, 32.0], (1.0, 2.0))
+    except ImplementationFailure as error:
+        return "square", f"a 1 x 2 output refused: {error.message[:100]}"
+    return "any", f"a 1 x 2 output pooled, shape {tuple(pooled.shape)}"
+
+
 def fingerprint(impl) -> list[Observation]:
     """Every convention, declared against observed."""
     observations = []
@@ -386,6 +441,9 @@ def fingerprint(impl) -> list[Observation]:
             value, evidence = function(impl)
         except NotProvided as missing:
             observations.append(Observation(item.name, declared, None, f"not provided: {missing}"))
+            continue
+        except Unobservable as reason:
+            observations.append(Observation(item.name, declared, None, f"cannot be observed: {reason}"))
             continue
         except Undecided as error:
             observations.append(Observation(item.name, declared, None, f"matches no value: {error}"))

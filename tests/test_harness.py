@@ -414,7 +414,34 @@ def test_the_fingerprint_flags_a_wrong_declaration_and_agrees_with_honest_ones()
     for honest in (reference(), reference_legacy()):
         observations = fingerprint(GuardedImplementation(honest))
         assert not mismatches(observations)
-        assert all(o.observed for o in observations if o.evidence != "no probe")
+        assert all(o.observed for o in observations), [o for o in observations if not o.observed]
+
+
+# values the reference adapter can declare but does not act on: it computes in float64 whatever
+# it declares, and it can do what the two limiting capabilities say it cannot
+_NOT_ACTED_ON = {("dtype", "float32"), ("proposal_anchors", "own-grid"), ("roi_background_low", "zero-only")}
+
+
+@pytest.mark.parametrize(
+    ("convention", "value"),
+    [
+        (name, value)
+        for name, values in Conventions.choices().items()
+        for value in values
+        if (name, value) not in _NOT_ACTED_ON
+    ],
+)
+def test_the_fingerprint_tells_every_value_of_every_convention(convention, value):
+    """The reference declaring this one value (every other convention at its default): every
+    probe observes exactly what it declares, so each probe can tell each value from the others."""
+    from detspec.conformance.fingerprint import fingerprint
+
+    honest = ReferenceAdapter(Conventions(**{convention: value}), name=f"declares-{convention}")
+    observed = {o.convention: o for o in fingerprint(GuardedImplementation(honest))}
+    assert observed[convention].observed == value, observed[convention].evidence
+    assert all(o.observed == o.declared for o in observed.values()), [
+        o for o in observed.values() if o.observed != o.declared
+    ]
 
 
 class RaisesForNoBoxes(ReferenceAdapter):

@@ -251,8 +251,9 @@ def reference_legacy() -> ReferenceAdapter:
     """The reference with every convention at a non-default value: py-faster-rcnn's ``+1`` box
     widths and anchors, strict min size, a symmetric decode clamp, NMS suppressing at ``IoU >=
     t``, size-major anchor order, a best-anchor floor of 0.3 with the last GT's match, RoI
-    sampling without the GT boxes and with repeated negatives, background as the last class and
-    every proposal of a GT-free image a background."""
+    sampling without the GT boxes and with repeated negatives, background as the last class,
+    every proposal of a GT-free image a background, and mmdetection's FPN pooler (levels from
+    the first map by the 56 rule, half-pixel RoIAlign). The capabilities stay at "can do all"."""
     return ReferenceAdapter(
         Conventions(
             box_width="legacy",
@@ -274,6 +275,8 @@ def reference_legacy() -> ReferenceAdapter:
             roi_background_label="num-classes",
             roi_no_gt="all-background",
             roi_smooth_l1_beta="1",
+            fpn_level_mapping="finest-56",
+            multiscale_alignment="half-pixel",
         ),
         name="reference-legacy",
     )
