@@ -54,7 +54,9 @@ class ThresholdOverlaps(PairwiseIoU):
     ``inclusive`` (convention ``nms_bound``): a pair exactly at ``t`` suppresses; otherwise it
     must not."""
 
-    def __init__(self, boxes: np.ndarray, threshold: float, width_offset: int, band: float, inclusive: bool = False):
+    def __init__(
+        self, boxes: np.ndarray, threshold: float, width_offset: int, band: float, inclusive: bool = False
+    ):
         super().__init__(boxes, boxes, width_offset)
         self.threshold, self.band, self.inclusive = threshold, band, inclusive
 

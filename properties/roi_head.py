@@ -456,7 +456,9 @@ def roi_sampling_is_uniform(impl, **example):
     uses=("sample_rois",),
     given=lambda c: st.tuples(
         # images with GT boxes: an image without them is roi.sample.no-gt's (and roi_no_gt's)
-        sampling_inputs(replace(c, roi_background_low="parameter"), min_gt=1).filter(lambda e: e["bg_high"] > 0),
+        sampling_inputs(replace(c, roi_background_low="parameter"), min_gt=1).filter(
+            lambda e: e["bg_high"] > 0
+        ),
         st.integers(1, 16),
     ).map(lambda t: {**t[0], "bg_low": t[0]["bg_high"] * t[1] / 16}),
     example=RoiSamplingInputs,

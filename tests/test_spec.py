@@ -69,8 +69,9 @@ def test_every_failure_code_is_documented():
 def test_every_convention_is_documented():
     """Each convention is named in spec/INTERPRETING.md, and it and every one of its values
     appear in the spec files (the area that defines it lists it under "Conventions")."""
-    from detspec import Conventions
     from detspec.conformance.spec_index import SPEC_DIR
+
+    from detspec import Conventions
 
     interpreting = (SPEC_DIR / "INTERPRETING.md").read_text(encoding="utf-8")
     areas = "\n".join(

@@ -32,6 +32,7 @@ class Fail(Exception):
     """Stands for ``onnxruntime.capi.onnxruntime_pybind11_state.Fail``: a deviant model raises
     what ORT raises, matched by the exception's type name (the models import no runtime)."""
 
+
 __all__ = [
     "clip_fails_on_no_boxes",
     "iou_without_a_zero_guard",
