@@ -1,4 +1,5 @@
-# Two entry points (see README): `make report` (the main job) and `make test`.
+# Two entry points (see README): `make matrix` (the main job) and `make test`; `make report
+# IMPL=...` runs one implementation.
 # Both bootstrap .venv with pip by themselves, every implementation's optional dependencies
 # included (.[all]); re-running is a no-op once it is up to date.
 PYTHON ?= python3
