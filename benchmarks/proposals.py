@@ -29,7 +29,7 @@ def main() -> None:
     levels = np.zeros(len(anchors), dtype=np.int64)
     inputs = (anchors, logits, deltas, levels, (IMAGE_HEIGHT, IMAGE_WIDTH), *SETTINGS)
     tv = TorchvisionAdapter()
-    counts = (len(generate_proposals(*inputs, pipeline="global")), len(tv.generate_proposals(*inputs)))
+    counts = (len(generate_proposals(*inputs, pipeline="global")), len(tv.generate_proposals(*inputs).boxes))
     print_comparison(
         f"proposals from {len(anchors)} anchors, pre-NMS 12000, post-NMS 2000 "
         f"(kept: reference {counts[0]}, torchvision {counts[1]})",
