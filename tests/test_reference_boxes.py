@@ -25,6 +25,32 @@ def test_iou_matches_exact_rational_iou(boxes1, boxes2, convention):
             assert abs(Fraction(float(actual[i, j])) - exact) <= Fraction(1, 2**50), (i, j)
 
 
+@pytest.mark.parametrize("convention", ["continuous", "legacy"])
+@pytest.mark.parametrize("shape", [(300, 500), (1, 70000), (70000, 1), (3, 0), (0, 5)])
+def test_iou_blocks_give_the_iou_of_the_whole_matrix(shape, convention, monkeypatch):
+    """The blocked IoU, across block boundaries (a last block shorter than the others, blocks of
+    one row) and on empty sides, equals the same formula over the whole matrix, bit for bit;
+    zero-area and identical boxes included."""
+    rng = np.random.default_rng(sum(shape))
+    offset = 1 if convention == "legacy" else 0
+
+    def boxes(count):
+        corners = rng.integers(-4, 4, (count, 2)).astype(float)
+        sides = rng.integers(0, 3, (count, 2)).astype(float)  # many zero-area and equal boxes
+        return np.concatenate([corners, corners + sides], axis=1)
+
+    b1, b2 = boxes(shape[0]), boxes(shape[1])
+    monkeypatch.setattr(ref, "IOU_BLOCK_PAIRS", 7000)  # several blocks even for the small case
+    x1, y1, x2, y2 = (b1[:, k, None] for k in range(4))
+    u1, v1, u2, v2 = (b2[None, :, k] for k in range(4))
+    inter = np.maximum(np.minimum(x2, u2) - np.maximum(x1, u1) + offset, 0) * np.maximum(
+        np.minimum(y2, v2) - np.maximum(y1, v1) + offset, 0
+    )
+    union = (x2 - x1 + offset) * (y2 - y1 + offset) + (u2 - u1 + offset) * (v2 - v1 + offset) - inter
+    whole = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    np.testing.assert_array_equal(ref.box_iou(b1, b2, convention), whole)
+
+
 @given(box_arrays(0, 6, exponent=0), box_arrays(0, 6, exponent=0))
 def test_legacy_iou_is_continuous_iou_of_boxes_one_pixel_larger(boxes1, boxes2):
     grow = np.array([0.0, 0.0, 1.0, 1.0])
