@@ -382,15 +382,12 @@ def test_stable_ranking_is_not_proposal4s(legacy):
     """Control: ranking ties stably instead of by libstdc++'s heap disagrees with the op."""
     stable = lambda keys, middle: sorted(range(len(keys)), key=lambda i: -keys[i])[:middle]  # noqa: E731
     anchors = _own_grid((2, 4), 8, (8, 16), (1.0,))  # 16 anchors, all below the min size
-    arguments = dict(
-        anchors=anchors,
+    arguments = _call(
+        anchors,
         logits=np.zeros(16),
-        deltas=np.zeros((16, 4)),
-        levels=np.zeros(16, np.int64),
         image_size=(64.0, 64.0),
         pre_nms_top_n=10,
         post_nms_top_n=10,
-        nms_threshold=1.0,
         min_size=100.0,
     )
     actual = legacy.generate_proposals(**arguments)
@@ -408,42 +405,35 @@ def test_proposal4_model_raises_exactly_where_the_adapter_refuses(legacy):
         (c, p, q) for c in ((1, 3), (1, 7), (2, 4), (3, 4)) for p in (1, 7, 8, 20) for q in (0, 1, 2, 9)
     ]:
         anchors = _own_grid(cells, 16, (16,), (1.0,))
-        n = len(anchors)
-        arguments = dict(
-            anchors=anchors,
-            logits=np.linspace(1, -1, n),
-            deltas=np.zeros((n, 4)),
-            levels=np.zeros(n, np.int64),
+        arguments = _call(
+            anchors,
+            logits=np.linspace(1, -1, len(anchors)),
             image_size=(100.0, 100.0),
             pre_nms_top_n=pre_n,
             post_nms_top_n=post_n,
             nms_threshold=0.7,
-            min_size=0.0,
         )
         refused = models.proposal4_crashes(**arguments)
-        assert refused == (min(pre_n, n) < 8 and post_n > 1)
+        assert refused == (min(pre_n, len(anchors)) < 8 and post_n > 1)
         for call in (legacy.generate_proposals, models.proposal4_crashes_below_eight_boxes.model):
             if refused:
                 with pytest.raises(ValueError):
                     call(**arguments)
             else:
-                assert len(call(**arguments).boxes) == min(n, pre_n, post_n)
+                assert len(call(**arguments).boxes) == min(len(anchors), pre_n, post_n)
 
 
 def test_proposal4_really_crashes_where_the_adapter_refuses(legacy):
     """The crash the guard stands for, in a child process: the repro snippet of a refused call
     (one anchor, pre_nms_topn = post_nms_topn = 5) builds the raw Proposal-4 model, which segfaults."""
     anchors = _own_grid((1, 1), 16, (128,), (0.5,))
-    arguments = dict(
-        anchors=anchors,
+    arguments = _call(
+        anchors,
         logits=np.zeros(1),
-        deltas=np.zeros((1, 4)),
-        levels=np.zeros(1, np.int64),
         image_size=(100.0, 100.0),
         pre_nms_top_n=5,
         post_nms_top_n=5,
         nms_threshold=0.7,
-        min_size=0.0,
     )
     with pytest.raises(ValueError, match="SIGSEGV"):
         legacy.generate_proposals(**arguments)
