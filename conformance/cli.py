@@ -20,7 +20,6 @@ Options after ``--`` go to pytest unchanged (``--junitxml``, ``-k``, ...).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -149,14 +148,16 @@ def fingerprint_command(args: argparse.Namespace) -> int:
 
 
 def list_implementations(_args: argparse.Namespace) -> int:
-    for name, target in BUILTIN.items():
-        module = target.partition(":")[0]
-        try:
-            installed = importlib.util.find_spec(module) is not None
-        except (ImportError, ValueError):
-            installed = False
-        extra = EXTRAS.get(name) or "-"
-        print(f"{name:<26} {'installed' if installed else 'not installed'}   extra: detspec[{extra}]")
+    """Each built-in implementation, and whether the libraries its extra brings are importable."""
+    from detspec.conformance.matrix import missing_modules
+
+    for name in BUILTIN:
+        missing, extra = missing_modules(name), EXTRAS.get(name)
+        if missing:
+            state = f"not installed (missing {', '.join(missing)}: pip install 'detspec[{extra}]')"
+        else:
+            state = f"installed ({f'extra detspec[{extra}]' if extra else 'no extra needed'})"
+        print(f"{name:<26} {state}")
     return 0
 
 

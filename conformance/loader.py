@@ -73,8 +73,12 @@ def load_adapter(spec: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except Exception as error:
+        hint = ""
+        if spec in BUILTIN and isinstance(error, ImportError) and EXTRAS.get(spec):
+            hint = f"; its libraries come with pip install 'detspec[{EXTRAS[spec]}]'"
         raise ImplementationSpecError(
-            f"--detspec-impl {spec!r}: cannot import module {module_name!r} ({type(error).__name__}: {error})"
+            f"--detspec-impl {spec!r}: cannot import module {module_name!r} "
+            f"({type(error).__name__}: {error}){hint}"
         ) from None
     factory = getattr(module, attribute, None)
     if factory is None:

@@ -112,7 +112,20 @@ def test_the_wheel_carries_the_spec_and_the_expectations_and_pulls_no_torch(inst
     assert facts["version"] == "0.1.0" and facts["clauses"] >= 100
     assert facts["torchvision_expectations"] and not facts["torch"]
     assert "torch" not in installed["resolved"] and {"numpy", "hypothesis", "pytest"} <= installed["resolved"]
-    assert "torch" not in installed["resolved"] and {"numpy", "hypothesis", "pytest"} <= installed["resolved"]
+
+
+def test_without_the_extras_the_built_ins_say_what_to_install(installed, tmp_path):
+    """``detspec list`` tells the implementations whose libraries are missing, and running one
+    stops with a one-line error that names the extra (the matrix lists them as not installed)."""
+    listed = _run([str(installed["bin"] / "detspec"), "list"], cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    states = dict(line.split(None, 1) for line in listed.stdout.splitlines())
+    assert states["reference"].startswith("installed")
+    assert states["torchvision"].startswith("not installed (missing torch, torchvision")
+    assert "pip install 'detspec[torchvision]'" in states["torchvision"]
+    run = _run([str(installed["bin"] / "detspec"), "run", "--impl", "torchvision"], cwd=tmp_path)
+    assert run.returncode != 0 and "pip install 'detspec[torchvision]'" in run.stderr, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr and not (tmp_path / "reports").exists()
 
 
 def test_detspec_run_on_a_toy_adapter_from_another_directory(installed, tmp_path):
