@@ -546,3 +546,32 @@ def test_a_worse_bug_in_the_same_property_is_not_excused_by_torchvision_s_entry(
     assert genuine.status == Verdict.DEVIATES, genuine.message
     worse_outcome = evaluate(prop, _worse_torchvision(operation, worse), deviation, QUICK)
     assert worse_outcome.status == Verdict.FAIL, worse_outcome.message
+
+
+def _always_the_coordinate_trick(self, boxes, scores, classes, iou_threshold):
+    """torchvision's batched_nms as it runs on a GPU below 100,000 coordinates: always the
+    class-offset trick (simulated on the CPU)."""
+    import torch
+    from torchvision.ops.boxes import _batched_nms_coordinate_trick
+
+    kept = _batched_nms_coordinate_trick(
+        torch.as_tensor(boxes, dtype=torch.float32),
+        torch.as_tensor(scores, dtype=torch.float32),
+        torch.as_tensor(classes),
+        float(iou_threshold),
+    )
+    return kept.numpy()
+
+
+def test_the_gpu_size_switch_entry_excuses_the_trick_past_1000_boxes_and_the_cpu_entry_does_not():
+    """On a GPU torchvision keeps the coordinate trick past the CPU's 4000 coordinates, so the
+    1010-box side deviates too: the device=cuda entry's model says so, the CPU entry's does not."""
+    pytest.importorskip("torchvision")
+    from detspec.conformance.expectations import expectations_path
+
+    prop = PROPERTIES["batched_nms_holds_on_both_sides_of_the_size_switch"]
+    gpu_like = _worse_torchvision("batched_nms", _always_the_coordinate_trick)
+    for device, expected in (("cuda", Verdict.DEVIATES), ("cpu", Verdict.FAIL)):
+        entries = load_expectations(expectations_path("torchvision"), CLAUSES, PROPERTIES, {"device": device})
+        outcome = evaluate(prop, gpu_like, entries.for_property(prop), QUICK)
+        assert outcome.status == expected, (device, outcome.message)

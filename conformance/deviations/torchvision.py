@@ -94,8 +94,10 @@ def nms_without_validation(boxes, scores, iou_threshold):
     return greedy_nms_float32(boxes, scores, iou_threshold)
 
 
-#: ``batched_nms`` shifts boxes by class on the CPU up to this many coordinates (``numel``).
+#: ``batched_nms`` shifts boxes by class on the CPU up to this many coordinates (``numel``),
+#: on other devices up to the second (torchvision 0.29 ``ops/boxes.py:84``).
 COORDINATE_TRICK_LIMIT = 4000
+CUDA_COORDINATE_TRICK_LIMIT = 100_000
 
 
 @deviant_check("batched_nms", applies=lambda boxes, **_: np.size(boxes) <= COORDINATE_TRICK_LIMIT)
@@ -115,6 +117,13 @@ def batched_nms_with_coordinate_offsets(output, boxes, scores, classes, iou_thre
     if len(np.unique(scores)) == len(scores):
         return f"kept {list(output)}; NMS over the class-shifted boxes keeps {list(expected)}"
     return valid_greedy_nms(output, shifted, np.asarray(scores), iou_threshold)
+
+
+@deviant_check("batched_nms", applies=lambda boxes, **_: np.size(boxes) <= CUDA_COORDINATE_TRICK_LIMIT)
+def batched_nms_with_coordinate_offsets_on_cuda(output, boxes, scores, classes, iou_threshold):
+    """:func:`batched_nms_with_coordinate_offsets` on a GPU, where torchvision keeps the
+    coordinate trick up to 100,000 coordinates (25,000 boxes)."""
+    return batched_nms_with_coordinate_offsets.model(output, boxes, scores, classes, iou_threshold)
 
 
 def valid_greedy_nms(keep, boxes32, scores, iou_threshold) -> str | None:
