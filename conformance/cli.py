@@ -126,10 +126,11 @@ def update_expectations(args: argparse.Namespace) -> int:
 
 def fingerprint_command(args: argparse.Namespace) -> int:
     from detspec.conformance.fingerprint import fingerprint, suggested_conventions
+    from detspec.conformance.guard import DEFAULT_TIMEOUT_S
     from detspec.conformance.loader import ImplementationSpecError, open_implementation
 
     try:
-        impl = open_implementation(args.impl, 20.0)
+        impl = open_implementation(args.impl, DEFAULT_TIMEOUT_S)
     except ImplementationSpecError as error:
         print(f"ERROR: {error}", file=sys.stderr)
         return 4
@@ -139,7 +140,7 @@ def fingerprint_command(args: argparse.Namespace) -> int:
         impl.close()
     print(f"{impl.name} ({impl.version})")
     for o in observations:
-        verdict = "?" if o.observed is None else ("ok" if o.agrees else "MISMATCH")
+        verdict = "MISMATCH" if not o.agrees else ("?" if o.observed is None else "ok")
         observed = o.observed or "-"
         columns = f"{o.convention:<24} declared {o.declared:<14} observed {observed:<14} {verdict:<8}"
         print(f"  {columns} {o.evidence}")

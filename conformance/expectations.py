@@ -61,7 +61,6 @@ class Expectations:
     deviations: dict[str, Deviation] = field(default_factory=dict)  # by property name
     problems: list[str] = field(default_factory=list)
     verified: dict[str, Any] = field(default_factory=dict)
-    skipped_by_condition: int = 0
 
     def for_property(self, prop: Property) -> Deviation | None:
         return self.deviations.get(prop.name)
@@ -132,7 +131,6 @@ def load_expectations(
         if deviation is None:
             continue
         if not _conditions_hold(deviation.when, facts or {}):
-            result.skipped_by_condition += 1
             continue
         if deviation.property in result.deviations:
             result.problems.append(f"{where}: second entry for property {deviation.property}")

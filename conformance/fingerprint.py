@@ -3,7 +3,8 @@
 For every field of :class:`~detspec.properties.interface.Conventions`, a probe makes a few
 discriminating calls (inputs on which the convention's values give different answers) and names
 the value the answers match, with the evidence. ``None`` means it cannot be told: the operation
-is not provided, it failed, or the answer matches no value (itself a finding, reported as such).
+is not provided, it failed, or the answer matches no value (itself a finding: a problem of the run,
+as a mismatch is).
 The report shows declared against observed; a mismatch is a problem of the run, because a wrong
 declaration otherwise shows up only as scattered failures. ``detspec fingerprint --impl X``
 prints it for a new adapter, with a ``Conventions(...)`` line to start from.
@@ -26,13 +27,25 @@ class Observation:
     declared: str
     observed: str | None  # None: could not be told
     evidence: str
+    undecided: bool = False  # the answers matched no value of the convention: a finding
 
     @property
     def agrees(self) -> bool:
-        return self.observed is None or self.observed == self.declared
+        """Observed as declared, or not observable; an answer that matches no value disagrees."""
+        return self.observed == self.declared or (self.observed is None and not self.undecided)
 
     def to_json(self) -> dict[str, Any]:
-        return {"declared": self.declared, "observed": self.observed, "evidence": self.evidence}
+        return {
+            "declared": self.declared,
+            "observed": self.observed,
+            "evidence": self.evidence,
+            "agrees": self.agrees,
+        }
+
+    @classmethod
+    def from_json(cls, convention: str, data: dict[str, Any]) -> Observation:
+        undecided = data["observed"] is None and not data.get("agrees", True)
+        return cls(convention, data["declared"], data["observed"], data["evidence"], undecided)
 
 
 class Undecided(Exception):
@@ -71,7 +84,7 @@ def _box_width(impl) -> tuple[str, str]:
 
 @probe("dtype")
 def _dtype(impl) -> tuple[str, str]:
-    """IoU 2/7 of two 2 x 2 boxes overlapping by one: float32 and float64 round it differently."""
+    """IoU 1/3 of two 2 x 2 boxes overlapping by half: float32 and float64 round it differently."""
     o = impl.conventions.width_offset  # two boxes 2 wide and high under the declared box width
     value = float(
         impl.box_iou(np.array([[0.0, 0.0, 2.0 - o, 2.0 - o]]), np.array([[1.0, 0.0, 3.0 - o, 2.0 - o]]))[0, 0]
@@ -446,7 +459,7 @@ def fingerprint(impl) -> list[Observation]:
             observations.append(Observation(item.name, declared, None, f"cannot be observed: {reason}"))
             continue
         except Undecided as error:
-            observations.append(Observation(item.name, declared, None, f"matches no value: {error}"))
+            observations.append(Observation(item.name, declared, None, f"matches no value: {error}", True))
             continue
         except ImplementationFailure as error:
             observations.append(
@@ -458,9 +471,10 @@ def fingerprint(impl) -> list[Observation]:
 
 
 def mismatches(observations: list[Observation]) -> list[str]:
+    """One line per convention whose declaration the fingerprint contradicts (a problem of the run)."""
     return [
-        f"convention {o.convention}: declared {o.declared!r}, the fingerprint observes {o.observed!r} "
-        f"({o.evidence})"
+        f"convention {o.convention}: declared {o.declared!r}, the fingerprint observes "
+        f"{'no value of it' if o.undecided else repr(o.observed)} ({o.evidence})"
         for o in observations
         if not o.agrees
     ]

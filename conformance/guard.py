@@ -86,9 +86,13 @@ def hung_before(label: str, timeout_s: float) -> ImplementationHung:
     )
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message, at most 300 characters (messages can be huge)."""
+    return (str(error).strip().splitlines() or [""])[0][:300]
+
+
 def raised(label: str, error: BaseException) -> ImplementationRaised:
-    first_line = (str(error).strip().splitlines() or [""])[0][:300]
-    return ImplementationRaised(f"{label} raised {type(error).__name__}: {first_line}", error)
+    return ImplementationRaised(f"{label} raised {type(error).__name__}: {first_line(error)}", error)
 
 
 class InProcessCaller:
@@ -157,8 +161,10 @@ class Recording:
 class GuardedImplementation:
     """Wraps an adapter: same operations, defensive calls. ``name``, ``version``, ``conventions``."""
 
-    def __init__(self, adapter: Any = None, timeout_s: float = DEFAULT_TIMEOUT_S, caller: Any = None) -> None:
-        self.caller = caller if caller is not None else InProcessCaller(adapter)
+    def __init__(
+        self, adapter: Any = None, timeout_s: float = DEFAULT_TIMEOUT_S, caller: Caller | None = None
+    ) -> None:
+        self.caller: Caller = caller if caller is not None else InProcessCaller(adapter)
         self.name = self.caller.name
         self.version = self.caller.version
         self.conventions = self.caller.conventions

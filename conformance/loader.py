@@ -13,7 +13,7 @@ import importlib
 import re
 from typing import Any
 
-from detspec.properties.interface import OPERATIONS, Conventions
+from detspec.properties.interface import OPERATIONS, Conventions, ImplementationUnavailable
 
 BUILTIN = {
     "reference": "detspec.conformance.adapters.reference_adapter:reference",
@@ -46,6 +46,11 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+.-]{0,63}")
 
 class ImplementationSpecError(Exception):
     """``--detspec-impl`` does not name a usable implementation."""
+
+
+#: What the error of an implementation that cannot run on this machine says (the matrix lists it
+#: as "not available"; every other start error is a broken implementation).
+UNAVAILABLE = "not available on this machine"
 
 
 def check_adapter_name(name: Any, spec: str) -> str:
@@ -89,6 +94,8 @@ def load_adapter(spec: str) -> Any:
         raise ImplementationSpecError(f"--detspec-impl {spec!r}: {target} is not callable")
     try:
         adapter = factory()
+    except ImplementationUnavailable as error:
+        raise ImplementationSpecError(f"--detspec-impl {spec!r}: {UNAVAILABLE}: {error}") from None
     except Exception as error:
         raise ImplementationSpecError(
             f"--detspec-impl {spec!r}: the factory raised {type(error).__name__}: {error}"

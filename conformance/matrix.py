@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from detspec.conformance.loader import EXTRAS
-from detspec.conformance.verdicts import Verdict
+from detspec.conformance.guard import DEFAULT_TIMEOUT_S
+from detspec.conformance.loader import EXTRAS, UNAVAILABLE
+from detspec.conformance.report import worst_outcome
 
 from detspec import suite_version
 
@@ -61,7 +62,9 @@ class Run:
 
 
 def missing_modules(name: str) -> list[str]:
-    return [m for m in EXTRA_MODULES[EXTRAS[name]] if importlib.util.find_spec(m) is None]
+    """The libraries a built-in implementation's extra brings that are not importable (none for
+    an implementation that is not built in: its own import errors say what is missing)."""
+    return [m for m in EXTRA_MODULES[EXTRAS.get(name, "")] if importlib.util.find_spec(m) is None]
 
 
 def _environment() -> dict[str, str]:
@@ -89,14 +92,15 @@ def run_one(name: str, report_dir: Path, profile: str, timeout_s: float) -> Run:
     (report_dir / f"{name}.log").write_text(
         result.stdout[-200_000:] + result.stderr[-50_000:], encoding="utf-8"
     )
-    if result.returncode == 4:  # a usage error: the implementation cannot start here (no GPU, ...)
-        errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
-        return Run(
-            name, "not available", (errors or ["it could not start"])[0].removeprefix("ERROR: "), elapsed, 4
-        )
+    errors = [
+        line.removeprefix("ERROR: ") for line in result.stderr.splitlines() if line.startswith("ERROR:")
+    ]
+    if result.returncode == 4 and errors and UNAVAILABLE in errors[0]:  # no GPU, ...: not a failure
+        return Run(name, "not available", errors[0], elapsed, 4)
     if not (report_dir / f"{name}.json").exists():
+        why = errors[0] if errors else "no report"
         return Run(
-            name, "did not finish", f"exit code {result.returncode}, no report", elapsed, result.returncode
+            name, "did not finish", f"exit code {result.returncode}: {why}", elapsed, result.returncode
         )
     return Run(name, "ran", "", elapsed, result.returncode)
 
@@ -128,14 +132,16 @@ def collect_inputs(reports: dict[str, dict]) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
-def replay_inputs(spec: str, inputs: list[dict[str, Any]], timeout_s: float = 20.0) -> list[dict[str, Any]]:
-    """Each input run once through its property on one implementation: pass, fail (code), a
-    documented deviation of that implementation (deviates), or why it could not run."""
+def replay_inputs(
+    spec: str, inputs: list[dict[str, Any]], timeout_s: float = DEFAULT_TIMEOUT_S
+) -> list[dict[str, Any]]:
+    """Each input run once through its property on one implementation
+    (:func:`~detspec.conformance.runner.replay_input`): pass, fail (code), a documented deviation
+    of that implementation (deviates), or why it could not run."""
     from detspec.conformance.expectations import expectations_path, load_expectations
     from detspec.conformance.loader import open_implementation
-    from detspec.conformance.runner import explained_by, not_runnable
+    from detspec.conformance.runner import UnreadableInput, replay_input
     from detspec.conformance.spec_index import load_clauses
-    from detspec.properties.checks import PropertyFailure
     from detspec.properties.registry import all_properties
 
     properties = {p.name: p for p in all_properties()}
@@ -150,33 +156,17 @@ def replay_inputs(spec: str, inputs: list[dict[str, Any]], timeout_s: float = 20
             if prop is None:
                 results.append({"status": "error", "message": f"unknown property {item['property']}"})
                 continue
-            blocked = not_runnable(prop, impl)
-            if blocked:
-                results.append({"status": str(blocked.status), "message": blocked.message})
-                continue
             try:
-                example = prop.from_jsonable(item["input"])
-            except (ValueError, TypeError) as error:
-                results.append({"status": "error", "message": f"unreadable input: {error}"})
+                outcome = replay_input(prop, impl, item["input"], expectations.for_property(prop))
+            except UnreadableInput as error:
+                results.append({"status": "error", "message": f"unreadable input: {error}"[:300]})
                 continue
-            with impl.recording() as recording:
-                try:
-                    prop.run(impl, example)
-                except PropertyFailure as error:
-                    deviation = expectations.for_property(prop)
-                    documented = (
-                        deviation is not None
-                        and explained_by(deviation, error, recording, impl.conventions.dtype) is None
-                    )
-                    status = Verdict.DEVIATES if documented else Verdict.FAIL
-                    results.append(
-                        {"status": str(status), "code": error.code, "message": error.message[:300]}
-                    )
-                    continue
-                except Exception as error:
-                    results.append({"status": "error", "message": f"{type(error).__name__}: {error}"[:300]})
-                    continue
-            results.append({"status": "pass"})
+            result = {
+                "status": str(outcome.status),
+                "code": outcome.code,
+                "message": (outcome.message or "")[:300],
+            }
+            results.append({key: value for key, value in result.items() if value})
     finally:
         impl.close()
     return results
@@ -212,6 +202,7 @@ def build_index(
             "state": run.state,
             "reason": run.reason,
             "seconds": round(run.seconds, 1),
+            "exit_code": run.exit_code,
         }
         report = reports.get(run.name)
         if report is not None:
@@ -243,9 +234,7 @@ def build_index(
             for key in ("code", "message", "property", "reason"):
                 if verdict.get(key):
                     result[key] = verdict[key]
-            worst = next(
-                (o for o in verdict.get("properties", []) if o["property"] == verdict.get("property")), {}
-            )
+            worst = worst_outcome(verdict) or {}
             if "minimal_input" in worst:
                 result["input"] = worst["minimal_input"]
             if worst.get("extra", {}).get("repro"):
@@ -262,9 +251,9 @@ def build_index(
             else:
                 results[name] = replay["results"][position]
         statuses = {r["status"] for r in results.values()}
-        cross.append(
-            {**item, "results": results, "disagree": len(statuses & {"pass"}) > 0 and len(statuses) > 1}
-        )
+        # only verdicts on the input count: one that holds the spec, one that does not
+        disagree = "pass" in statuses and bool(statuses & {"fail", "deviates"})
+        cross.append({**item, "results": results, "disagree": disagree})
     return {
         "suite_version": suite_version(),
         "generated_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -275,12 +264,14 @@ def build_index(
 
 
 def failed(index: dict) -> list[str]:
-    """Why the matrix fails: an implementation that ran with fail/error/xpass or problems, or that
-    did not finish."""
+    """Why the matrix fails: an implementation that ran with fail/error/xpass or problems, whose
+    run exited non-zero all the same, or that did not finish (or could not start)."""
     reasons = []
     for entry in index["implementations"]:
         if entry["state"] == "did not finish":
             reasons.append(f"{entry['name']}: {entry['reason']}")
+        if entry["state"] == "ran" and entry.get("exit_code"):
+            reasons.append(f"{entry['name']}: its run exited with code {entry['exit_code']}")
         for status in ("fail", "error", "xpass"):
             if entry.get("summary", {}).get(status):
                 reasons.append(f"{entry['name']}: {entry['summary'][status]} clause(s) {status}")

@@ -155,10 +155,10 @@ def _conventions(index: dict[str, Any], names: list[str]) -> str:
             observed = entries[name].get("fingerprint", {}).get(field, {})
             declared = entries[name]["conventions"][field]
             seen = observed.get("observed")
-            if seen is not None and seen != declared:
+            if not observed.get("agrees", True):
                 cells.append(
                     f"<td class='mismatch' title='{_e(observed.get('evidence', ''))}'>"
-                    f"declared {_e(declared)}, observed {_e(seen)}</td>"
+                    f"declared {_e(declared)}, observed {_e(seen or 'no value of it')}</td>"
                 )
             else:
                 mark = "" if seen is None else " ✓"

@@ -31,6 +31,7 @@ from typing import Any
 import hypothesis
 import pytest
 from detspec.conformance.expectations import Expectations, expectations_path, load_expectations
+from detspec.conformance.fingerprint import Observation, mismatches
 from detspec.conformance.guard import DEFAULT_TIMEOUT_S, GuardedImplementation, check_timeout
 from detspec.conformance.loader import BUILTIN, ImplementationSpecError, open_implementation
 from detspec.conformance.report import build_report, summary_lines, write_report
@@ -349,12 +350,7 @@ class ReportCollector:
         else:
             header, problems = state.metadata, list(state.problems)
         properties = {p.name: p for p in all_properties()}
-        problems += [
-            f"convention {name}: declared {o['declared']!r}, the fingerprint observes {o['observed']!r} "
-            f"({o['evidence']})"
-            for name, o in self.fingerprint.items()
-            if o["observed"] is not None and o["observed"] != o["declared"]
-        ]
+        problems += mismatches([Observation.from_json(name, o) for name, o in self.fingerprint.items()])
         self.report = build_report(
             {**header, "fingerprint": self.fingerprint},
             load_clauses(),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from detspec.conformance.spec_index import SPEC_DIR, Clause
-from detspec.conformance.verdicts import SEVERITY, Verdict, worst
+from detspec.conformance.verdicts import SEVERITY, Verdict
 from detspec.properties.registry import Property
 
 STATUS_COLOURS = {
@@ -67,7 +67,7 @@ def clause_verdicts(
             entry.update(status=str(Verdict.UNTESTED), examples=0, message="no property checks this clause")
         else:
             first = results[0]
-            entry["status"] = str(worst(o["status"] for o in results))
+            entry["status"] = first["status"]  # the most severe: results are sorted by severity
             entry["examples"] = sum(o.get("examples", 0) for o in results)
             entry["property"] = first["property"]
             for key in ("code", "message", "reason", "upstream"):
@@ -130,7 +130,7 @@ def _json_block(value: Any) -> str:
 
 
 def _fingerprint_row(name: str, observation: dict[str, Any]) -> str:
-    mismatch = observation["observed"] not in (None, observation["declared"])
+    mismatch = not observation.get("agrees", True)
     style = " style='background:#ffc9a8'" if mismatch else ""
     return (
         f"<tr{style}><td><code>{html.escape(name)}</code></td><td>{html.escape(observation['declared'])}</td>"

@@ -19,7 +19,7 @@ from detspec.conformance.expectations import Deviation
 from detspec.conformance.guard import GuardedImplementation, Recording
 from detspec.conformance.verdicts import Verdict
 from detspec.properties.checks import PropertyFailure
-from detspec.properties.registry import Example, Property
+from detspec.properties.registry import Example, Property, finite_or_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis.database import ExampleDatabase
 from hypothesis.errors import FlakyFailure
@@ -46,12 +46,14 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        """The fields that are set (an expected ``[]`` -- "no box kept" -- is set), with non-finite
+        numbers spelled as strings so that the report stays strict JSON."""
         out: dict[str, Any] = {}
         for key in self.__dataclass_fields__:
             value = getattr(self, key)
-            if value in (None, {}, []) or (key == "set_aside" and not value):
+            if value is None or (key == "extra" and not value) or (key == "set_aside" and not value):
                 continue
-            out[key] = str(value) if key == "status" else value
+            out[key] = str(value) if key == "status" else finite_or_text(value)
         return out
 
 
@@ -264,15 +266,23 @@ def replay_witness(prop: Property, impl: GuardedImplementation, deviation: Devia
     )
 
 
+class UnreadableInput(ValueError):
+    """A given input (``--detspec-input``, a cross-replayed one) is not an example of the property."""
+
+
 def replay_input(
     prop: Property, impl: GuardedImplementation, data: dict[str, Any], deviation: Deviation | None
 ) -> Outcome:
-    """Run one given input (``--detspec-input``) once: ``pass``, ``fail`` with its code, or
-    ``deviates`` when the implementation's documented deviation explains the failure."""
+    """Run one given input (``--detspec-input``, the matrix's cross-replay) once: ``pass``,
+    ``fail`` with its code, or ``deviates`` when the implementation's documented deviation
+    explains the failure; :class:`UnreadableInput` when it is no input of the property."""
     blocked = not_runnable(prop, impl)
     if blocked:
         return blocked
-    example = prop.from_jsonable(data)
+    try:
+        example = prop.from_jsonable(data)
+    except (ValueError, TypeError) as error:
+        raise UnreadableInput(f"not an input of {prop.name}: {error}") from None
     with impl.recording() as recording:
         try:
             prop.run(impl, example)

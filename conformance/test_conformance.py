@@ -21,7 +21,7 @@ from detspec.conformance.figures import (
 from detspec.conformance.fingerprint import fingerprint, mismatches
 from detspec.conformance.report import clip
 from detspec.conformance.repro import repro
-from detspec.conformance.runner import evaluate, replay_input
+from detspec.conformance.runner import UnreadableInput, evaluate, replay_input
 from detspec.conformance.verdicts import Verdict
 from detspec.properties.registry import all_properties
 from hypothesis import settings
@@ -48,8 +48,8 @@ def test_property(prop, conformance, record_outcome):
     if conformance.replay_input is not None:  # --detspec-input: this one input, once
         try:
             outcome = replay_input(prop, impl, conformance.replay_input, deviation)
-        except (ValueError, TypeError) as error:
-            pytest.skip(f"--detspec-input is not an input of {prop.name}: {error}")
+        except UnreadableInput as error:
+            pytest.skip(f"--detspec-input is {error}")
     else:
         outcome = evaluate(
             prop,

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 class Verdict(StrEnum):
     FAIL = "fail"  # a counterexample, shrunk
-    ERROR = "error"  # the property could not finish: a crashed worker, an internal error
+    ERROR = "error"  # the property could not finish: a crashed pytest-xdist worker, a suite bug
     XPASS = "xpass"  # a documented deviation whose witness now passes
     DEVIATES = "deviates"  # a documented deviation, still reproduced, and nothing beyond it
     PASS = "pass"  # no counterexample among the examples run

@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from detspec.conformance.guard import hung_before
+from detspec.conformance.guard import first_line, hung_before
 from detspec.properties.interface import ImplementationCrashed, ImplementationHung, ImplementationRaised
 
 #: Seconds a worker may take to import its adapter (torch, a runtime) and answer.
@@ -77,8 +77,7 @@ def _serve(spec: str, connection, log_path: str) -> None:  # runs in the worker 
         except BaseException as error:
             where = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
             location = f" (at {where[0].filename}:{where[0].lineno})" if where else ""
-            first_line = (str(error).strip().splitlines() or [""])[0][:300]
-            connection.send(("raised", type(error).__name__, first_line + location))
+            connection.send(("raised", type(error).__name__, first_line(error) + location))
             continue
         try:
             connection.send(("ok", value))
@@ -171,7 +170,11 @@ class WorkerCaller:
             )
         if self._process is None or not self._process.is_alive():
             self._stop()
-            self._start()
+            try:
+                self._start()
+            except WorkerStartError as error:  # the adapter loaded once: its restart is its failure
+                self._crashes[operation] = self._crashes.get(operation, 0) + 1
+                raise ImplementationCrashed(f"{label}: the worker could not restart: {error}") from None
         Path(self.log_path).write_text("")  # the log tail quoted on a crash is this call's output
         try:
             self._connection.send((operation, arguments))

@@ -9,13 +9,15 @@ NumPy reference), ``detspec.properties`` (strategies, properties and the adapter
 Adapters import what they need from here::
 
     from detspec import Conventions
+
+and a factory raises ``ImplementationUnavailable`` when the implementation cannot run here.
 """
 
 from __future__ import annotations
 
 from importlib import metadata
 
-from detspec.properties.interface import Conventions
+from detspec.properties.interface import Conventions, ImplementationUnavailable
 
 
 def suite_version() -> str:
@@ -27,4 +29,4 @@ def suite_version() -> str:
 
 
 __version__ = suite_version()
-__all__ = ["Conventions", "__version__", "suite_version"]
+__all__ = ["Conventions", "ImplementationUnavailable", "__version__", "suite_version"]

@@ -625,6 +625,12 @@ class NotProvided(Exception):
     """The implementation does not provide an operation a property needs."""
 
 
+class ImplementationUnavailable(Exception):
+    """Raised by an adapter's factory when the implementation cannot run on this machine (no GPU,
+    a device missing): the run stops and the matrix lists it as "not available". Any other
+    exception of a factory is a broken adapter."""
+
+
 class Unsupported(Exception):
     """The implementation declares that it lacks a capability the property needs."""
 

@@ -87,7 +87,7 @@ class Example:
         out = {}
         for key, value in self.fields().items():
             if isinstance(value, np.ndarray):
-                out[key] = _finite_or_text(value.tolist())
+                out[key] = finite_or_text(value.tolist())
             elif isinstance(value, tuple):
                 out[key] = [float(x) for x in value]
             else:
@@ -123,12 +123,15 @@ def family(cls: type) -> type:
     return declared
 
 
-def _finite_or_text(value: Any) -> Any:
-    """Nested lists with NaN/inf spelled as strings (strict JSON has no NaN; NumPy reads them)."""
-    if isinstance(value, list):
-        return [_finite_or_text(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return str(value)
+def finite_or_text(value: Any) -> Any:
+    """Nested lists, tuples and tables with NaN/inf spelled as strings (strict JSON has no NaN;
+    NumPy reads them back)."""
+    if isinstance(value, list | tuple):
+        return [finite_or_text(v) for v in value]
+    if isinstance(value, dict):
+        return {k: finite_or_text(v) for k, v in value.items()}
+    if isinstance(value, float | np.floating) and not np.isfinite(value):
+        return str(float(value))
     return value
 
 

@@ -148,6 +148,13 @@ def factory_that_raises():
     raise RuntimeError("no GPU here")
 
 
+def factory_unavailable():
+    """What an adapter for a device this machine lacks does: not a broken adapter."""
+    from detspec import ImplementationUnavailable
+
+    raise ImplementationUnavailable("no such device here")
+
+
 def returns_nothing_useful():
     return object()
 
@@ -207,3 +214,4 @@ hangs, holds_the_gil, busy_loops, exits, aborts = map(
     _factory, (Hangs, HoldsTheGil, BusyLoops, Exits, Aborts)
 )
 mutates_list_arguments, chatty = _factory(MutatesListArguments), _factory(Chatty)
+returns_nan = _factory(ReturnsNaN)

@@ -575,3 +575,35 @@ def test_the_gpu_size_switch_entry_excuses_the_trick_past_1000_boxes_and_the_cpu
         entries = load_expectations(expectations_path("torchvision"), CLAUSES, PROPERTIES, {"device": device})
         outcome = evaluate(prop, gpu_like, entries.for_property(prop), QUICK)
         assert outcome.status == expected, (device, outcome.message)
+
+
+def test_an_outcome_keeps_an_empty_expectation_and_stays_strict_json():
+    """ "Expected no box kept" is an expected ``[]``, not a missing one; an infinite actual value
+    is spelled as a string, so the report is still written (``allow_nan=False``)."""
+    import json
+
+    from detspec.conformance.runner import Outcome
+
+    outcome = Outcome("p", "c", Verdict.FAIL, expected=[], actual=[1.0, float("inf")], extra={})
+    data = json.loads(json.dumps(outcome.to_json(), allow_nan=False))
+    assert data["expected"] == [] and data["actual"] == [1.0, "inf"] and "extra" not in data
+
+
+class DeclaresContinuousButAreaIsOdd(ReferenceAdapter):
+    """An area that is neither w h nor (w + 1)(h + 1): its box_width matches no value."""
+
+    def __init__(self) -> None:
+        super().__init__(Conventions(), name="odd-area")
+
+    def box_area(self, boxes):
+        return ReferenceAdapter.box_area(self, boxes) * 1.5
+
+
+def test_an_answer_that_matches_no_value_of_a_convention_is_a_problem():
+    from detspec.conformance.fingerprint import Observation, fingerprint, mismatches
+
+    observations = fingerprint(GuardedImplementation(DeclaresContinuousButAreaIsOdd()))
+    (wrong,) = mismatches(observations)
+    assert wrong.startswith("convention box_width: declared 'continuous', the fingerprint observes no value")
+    replayed = [Observation.from_json(o.convention, o.to_json()) for o in observations]
+    assert mismatches(replayed) == [wrong]

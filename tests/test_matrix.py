@@ -13,7 +13,7 @@ import subprocess
 import pytest
 from detspec.conformance.adapters.reference_adapter import reference
 from detspec.conformance.guard import GuardedImplementation
-from detspec.conformance.matrix import Run, build_index, collect_inputs, failed, replay_inputs
+from detspec.conformance.matrix import Run, build_index, collect_inputs, failed, replay_inputs, run_one
 from detspec.conformance.matrix_page import render_index
 from detspec.conformance.report import build_report
 from detspec.conformance.runner import run_property
@@ -57,8 +57,10 @@ def index() -> dict:
         "returnsnan": _report("returnsnan", bad.ReturnsNaN()),
     }
     inputs = collect_inputs(reports)
-    replays = {"reference": {"results": replay_inputs("reference", inputs)}, "returnsnan": {"results": []}}
-    replays["returnsnan"]["results"] = [{"status": "fail", "code": "result.nan"} for _ in inputs]
+    replays = {
+        "reference": {"results": replay_inputs("reference", inputs)},
+        "returnsnan": {"results": replay_inputs("tests.adapters_for_tests:returns_nan", inputs)},
+    }
     runs = [
         Run("reference", "ran", seconds=1.0),
         Run("returnsnan", "ran", seconds=1.0),
@@ -113,6 +115,22 @@ def test_replay_marks_a_documented_deviation_as_such():
         torchvision["status"] == "deviates" and torchvision["code"] == "batched-nms.suppressed-without-cause"
     )
     assert replay_inputs("reference", inputs) == [{"status": "pass"}]
+
+
+def test_a_run_that_cannot_start_is_not_available_only_when_its_factory_says_so(tmp_path):
+    """ImplementationUnavailable (no GPU, ...) is "not available" and does not fail the matrix;
+    any other factory error is a broken implementation: "did not finish", and the matrix fails."""
+    unavailable = run_one("tests.adapters_for_tests:factory_unavailable", tmp_path, "dev", 120)
+    assert unavailable.state == "not available" and "no such device here" in unavailable.reason
+    broken = run_one("tests.adapters_for_tests:factory_that_raises", tmp_path, "dev", 120)
+    assert broken.state == "did not finish" and "RuntimeError: no GPU here" in broken.reason
+    index = build_index([unavailable, broken], {}, [], {})
+    assert failed(index) == [f"tests.adapters_for_tests:factory_that_raises: {broken.reason}"]
+
+
+def test_a_run_that_exits_non_zero_fails_the_matrix_even_with_a_clean_report(index):
+    entry = dict(next(e for e in index["implementations"] if e["name"] == "reference"), exit_code=1)
+    assert failed({**index, "implementations": [entry]}) == ["reference: its run exited with code 1"]
 
 
 # --- the page, in a real browser --------------------------------------------------------------

@@ -14,6 +14,7 @@ import torchvision
 from detspec.properties.interface import (
     Conventions,
     HeadLossGradient,
+    ImplementationUnavailable,
     LossTerms,
     MatchResult,
     Proposals,
@@ -528,5 +529,5 @@ def torchvision_float32() -> TorchvisionAdapter:
 def torchvision_cuda() -> TorchvisionAdapter:
     """The same operations on the GPU (``--impl torchvision-cuda``): torchvision's CUDA kernels."""
     if not torch.cuda.is_available():
-        raise RuntimeError("CUDA is not available on this machine")
+        raise ImplementationUnavailable("torch.cuda.is_available() is False: no CUDA device")
     return TorchvisionAdapter(torch.float32, "cuda")
